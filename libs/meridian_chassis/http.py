@@ -1,0 +1,77 @@
+"""The HTTP surface every Meridian service shares."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+
+from google.protobuf.json_format import MessageToDict
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route, Router
+
+from meridian.platform.v1.service_info_pb2 import ServiceInfo
+from meridian_chassis.checks import Check, run_checks
+from meridian_chassis.lifecycle import Lifecycle, Phase
+from meridian_chassis.observability import ObservabilityMiddleware, RequestMetrics
+
+
+def create_app(
+    info: ServiceInfo,
+    lifecycle: Lifecycle,
+    checks: Sequence[Check],
+    check_timeout: float,
+    routes: Sequence[BaseRoute] = (),
+) -> Starlette:
+    registry = CollectorRegistry()
+    metrics = RequestMetrics(registry)
+    version_body = MessageToDict(info, preserving_proto_field_name=True)
+
+    async def live(_: Request) -> Response:
+        # Liveness never looks at dependencies: a database outage must not restart pods.
+        return JSONResponse({"status": "alive"})
+
+    async def startup(_: Request) -> Response:
+        started = lifecycle.phase is not Phase.STARTING
+        return JSONResponse({"status": lifecycle.phase.value}, status_code=200 if started else 503)
+
+    async def ready(_: Request) -> Response:
+        if lifecycle.phase is not Phase.SERVING:
+            return JSONResponse({"status": lifecycle.phase.value, "checks": {}}, status_code=503)
+        results = await run_checks(checks, check_timeout)
+        healthy = all(result.ok for result in results)
+        body = {
+            "status": "ready" if healthy else "not ready",
+            "checks": {r.name: {"ok": r.ok, "detail": r.detail} for r in results},
+        }
+        return JSONResponse(body, status_code=200 if healthy else 503)
+
+    async def version(_: Request) -> Response:
+        return JSONResponse(version_body)
+
+    async def metrics_endpoint(_: Request) -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    all_routes: list[BaseRoute] = [
+        Route("/health/live", live),
+        Route("/health/ready", ready),
+        Route("/health/startup", startup),
+        Route("/metrics", metrics_endpoint),
+        Route("/version", version),
+        *routes,
+    ]
+    router = Router(all_routes)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        lifecycle.started()
+        yield
+
+    return Starlette(
+        routes=all_routes,
+        lifespan=lifespan,
+        middleware=[Middleware(ObservabilityMiddleware, router=router, metrics=metrics)],
+    )

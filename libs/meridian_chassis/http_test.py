@@ -1,0 +1,91 @@
+import asyncio
+
+from starlette.testclient import TestClient
+
+from meridian.platform.v1.service_info_pb2 import ServiceInfo
+from meridian_chassis.checks import Check
+from meridian_chassis.http import create_app
+from meridian_chassis.lifecycle import Lifecycle
+
+INFO = ServiceInfo(
+    name="ledger-test", version="1.2.3", revision="0abc123", build_date="2026-11-26T00:00:00Z"
+)
+
+
+async def healthy() -> None:
+    return None
+
+
+async def refused() -> None:
+    raise ConnectionRefusedError("connection refused")
+
+
+async def hangs() -> None:
+    await asyncio.sleep(10)
+
+
+def client(*checks: Check, lifecycle: Lifecycle | None = None) -> TestClient:
+    app = create_app(INFO, lifecycle or Lifecycle(), checks, check_timeout=0.2)
+    return TestClient(app)
+
+
+def test_version_serves_the_build_info() -> None:
+    with client() as http:
+        assert http.get("/version").json() == {
+            "name": "ledger-test",
+            "version": "1.2.3",
+            "revision": "0abc123",
+            "build_date": "2026-11-26T00:00:00Z",
+        }
+
+
+def test_ready_names_each_check_and_fails_when_any_is_down() -> None:
+    with client(Check("database", healthy), Check("redis", refused), Check("kafka", hangs)) as http:
+        reply = http.get("/health/ready")
+    assert reply.status_code == 503
+    checks = reply.json()["checks"]
+    assert checks["database"] == {"ok": True, "detail": "ok"}
+    assert checks["redis"]["ok"] is False
+    assert "ConnectionRefusedError" in checks["redis"]["detail"]
+    assert checks["kafka"] == {"ok": False, "detail": "no answer within 0.2s"}
+
+
+def test_ready_when_every_check_passes() -> None:
+    with client(Check("database", healthy)) as http:
+        reply = http.get("/health/ready")
+    assert reply.status_code == 200
+    assert reply.json()["status"] == "ready"
+
+
+def test_checks_run_concurrently() -> None:
+    slow = [Check(f"slow-{n}", hangs) for n in range(5)]
+    with client(*slow) as http:
+        reply = http.get("/health/ready", timeout=5)
+        assert reply.elapsed.total_seconds() < 1.0
+
+
+def test_liveness_ignores_dependencies_and_draining_fails_readiness() -> None:
+    lifecycle = Lifecycle()
+    with client(Check("database", refused), lifecycle=lifecycle) as http:
+        assert http.get("/health/live").status_code == 200
+        assert http.get("/health/startup").status_code == 200
+        lifecycle.drain()
+        assert http.get("/health/ready").json() == {"status": "draining", "checks": {}}
+        assert http.get("/health/live").status_code == 200
+
+
+def test_startup_fails_until_the_app_has_started() -> None:
+    app = create_app(INFO, Lifecycle(), (), check_timeout=0.2)
+    http = TestClient(app)  # without the context manager the lifespan never runs
+    assert http.get("/health/startup").status_code == 503
+
+
+def test_metrics_count_requests_by_route_and_status() -> None:
+    with client() as http:
+        for _ in range(3):
+            http.get("/version")
+        http.get("/no-such-page")
+        text = http.get("/metrics").text
+    assert 'http_requests_total{method="GET",route="/version",status="200"} 3.0' in text
+    assert 'http_requests_total{method="GET",route="unmatched",status="404"} 1.0' in text
+    assert 'http_request_duration_seconds_count{method="GET",route="/version"} 3.0' in text

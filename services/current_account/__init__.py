@@ -1,0 +1,1 @@
+"""BIAN Current Account: the customer's transactional account and its facilities."""

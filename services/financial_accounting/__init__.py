@@ -1,0 +1,1 @@
+"""BIAN Financial Accounting: the double-entry general ledger postings."""

@@ -1,0 +1,1 @@
+"""BIAN Position Keeping: the running positions and balances of accounts."""
