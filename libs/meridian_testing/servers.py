@@ -151,15 +151,22 @@ class PostgresServer(Server):
     def url(self, database: str = "postgres") -> str:
         return f"postgresql://meridian@127.0.0.1:{self.port}/{database}"
 
-    def create_database(self, name: str) -> None:
+    def ensure_database(self, name: str) -> None:
+        if not name.isidentifier():
+            raise ServerError(f"database name {name!r} must be a plain identifier")
         psql = require_binary(
             "psql", "install the PostgreSQL client (apt-get install postgresql-client)"
         )
-        subprocess.run(
-            [psql, self.url(), "-v", "ON_ERROR_STOP=1", "-c", f'CREATE DATABASE "{name}"'],
-            check=True,
-            capture_output=True,
+        query = f"SELECT 1 FROM pg_database WHERE datname = '{name}'"  # noqa: S608 - identifier checked above
+        found = subprocess.run(
+            [psql, self.url(), "-tAc", query], check=True, capture_output=True, text=True
         )
+        if found.stdout.strip() != "1":
+            subprocess.run(
+                [psql, self.url(), "-v", "ON_ERROR_STOP=1", "-c", f'CREATE DATABASE "{name}"'],
+                check=True,
+                capture_output=True,
+            )
 
 
 class RedisServer(Server):

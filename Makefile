@@ -1,0 +1,67 @@
+# Meridian developer tasks. `make` lists them. Pants does the building; these are
+# the short names for what engineers and CI run every day.
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+PANTS := ./pants
+# Every directory under services/ is a service (see README, "Adding a service").
+SERVICES := $(patsubst %/BUILD,%,$(wildcard services/*/BUILD))
+# Affected-only runs compare against this ref (override: make test-changed BASE=HEAD~3).
+BASE ?= $(shell git merge-base origin/main HEAD 2>/dev/null || echo HEAD~1)
+
+.PHONY: help
+help: ## List the tasks
+	@awk 'BEGIN {FS = ":.*?## "} /^[a-z-]+:.*?## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: bootstrap
+bootstrap: ## Install host prerequisites and Pants (idempotent)
+	tools/prerequisites.sh
+	$(PANTS) --version
+
+.PHONY: build
+build: bootstrap ## Build every service PEX and the local-stack tools into dist/
+	$(PANTS) package $(addsuffix :bin,$(SERVICES)) libs/meridian_devstack:devstack libs/meridian_devstack:backing
+
+.PHONY: run
+run: build ## Run the whole system locally (PostgreSQL, Redis, Kafka, services); Ctrl-C stops it
+	set -a; eval "$$(tools/image-tags.sh --env)"; set +a; \
+	  exec python3 dist/libs.meridian_devstack/devstack.pex deployments/local/processes.yaml
+
+.PHONY: test
+test: bootstrap ## Run every test (unit, integration with real servers, platform checks)
+	$(PANTS) test ::
+
+.PHONY: test-changed
+test-changed: bootstrap ## Test only what changed since BASE (default: merge base with origin/main) and its dependents
+	$(PANTS) --changed-since=$(BASE) --changed-dependents=transitive test
+
+.PHONY: lint
+lint: bootstrap ## Lint (ruff, black --check) and check BUILD files are complete and tidy
+	$(PANTS) lint ::
+	$(PANTS) tailor --check update-build-files --check ::
+
+.PHONY: fmt
+fmt: bootstrap ## Format and auto-fix (black, ruff --fix)
+	$(PANTS) fix ::
+
+.PHONY: check
+check: bootstrap ## Type-check with strict mypy
+	$(PANTS) check ::
+
+.PHONY: proto
+proto: bootstrap ## Generate Python code from api/proto into dist/codegen
+	$(PANTS) export-codegen api/proto::
+
+.PHONY: lock
+lock: bootstrap ## Re-resolve 3rdparty/python/requirements.txt into default.lock
+	$(PANTS) generate-lockfiles
+
+.PHONY: hooks
+hooks: bootstrap ## Install the git pre-commit hooks
+	tools/install-hooks.sh
+
+.PHONY: clean
+clean: ## Remove build outputs and local stack data (keeps Pants' caches)
+	rm -rf dist .local .pids
+	$(PANTS) clean-all
