@@ -5,8 +5,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from meridian_devstack.main import main
 
+from meridian_devstack.main import main
 from meridian_testing.servers import free_port
 
 
