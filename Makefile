@@ -36,6 +36,10 @@ test: bootstrap ## Run every test (unit, integration with real servers, platform
 test-changed: bootstrap ## Test only what changed since BASE (default: merge base with origin/main) and its dependents
 	$(PANTS) --changed-since=$(BASE) --changed-dependents=transitive test
 
+.PHONY: validate
+validate: bootstrap ## Validate manifests, Tiltfile and workflows (schemas, policies, scanners)
+	$(PANTS) test deployments/tests::
+
 .PHONY: lint
 lint: bootstrap ## Lint (ruff, black --check) and check BUILD files are complete and tidy
 	$(PANTS) lint ::
