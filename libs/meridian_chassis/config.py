@@ -39,6 +39,7 @@ class Settings:
     readiness_timeout_seconds: float
     shutdown_delay_seconds: float
     shutdown_grace_seconds: float
+    reload: bool
 
 
 def _port(value: str) -> int:
@@ -60,6 +61,13 @@ def _non_negative_float(value: str) -> float:
     if not number >= 0:
         raise ValueError
     return number
+
+
+def _flag(value: str) -> bool:
+    lowered = value.lower()
+    if lowered not in {"0", "1", "true", "false"}:
+        raise ValueError
+    return lowered in {"1", "true"}
 
 
 def _log_level(value: str) -> str:
@@ -157,6 +165,7 @@ def load_settings(environ: Mapping[str, str], required: frozenset[str] = frozens
         shutdown_grace_seconds=reader.read(
             "SHUTDOWN_GRACE_SECONDS", _positive_float, "a number of seconds > 0", 10.0, False
         ),
+        reload=reader.read("MERIDIAN_RELOAD", _flag, "1, 0, true or false", False, False),
     )
     if reader.problems:
         raise ConfigError(reader.problems)

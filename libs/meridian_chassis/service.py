@@ -20,6 +20,7 @@ from meridian_chassis.config import ConfigError, Settings, load_settings
 from meridian_chassis.http import create_app
 from meridian_chassis.lifecycle import Lifecycle, Phase
 from meridian_chassis.logs import configure_logging
+from meridian_chassis.reload import SourceWatcher, package_dirs, reexec
 
 log = logging.getLogger("meridian.service")
 CONFIG_ERROR_EXIT_CODE = 2
@@ -56,6 +57,11 @@ class _DrainingServer(uvicorn.Server):
         timer.daemon = True
         timer.start()
 
+    def stop_for_reload(self) -> None:
+        # Not through handle_exit: uvicorn would re-raise that signal after shutdown.
+        self.lifecycle.drain()
+        self.should_exit = True
+
 
 def serve(spec: ServiceSpec, settings: Settings, environ: Mapping[str, str]) -> None:
     lifecycle = Lifecycle()
@@ -81,8 +87,17 @@ def serve(spec: ServiceSpec, settings: Settings, environ: Mapping[str, str]) -> 
     # handlers that ends in a clean exit 0 instead of death by signal.
     signal.signal(signal.SIGTERM, lambda *_: None)
     signal.signal(signal.SIGINT, lambda *_: None)
+    watcher = None
+    if settings.reload:
+        # Convention: a service's package is its name with underscores.
+        packages = ["meridian_chassis", spec.name.replace("-", "_")]
+        watcher = SourceWatcher(package_dirs(packages), server.stop_for_reload)
+        watcher.start()
     log.info("starting", extra={"port": settings.port, "dependencies": sorted(spec.dependencies)})
     server.run()
+    if watcher is not None and watcher.changed.is_set():
+        log.info("reloading")
+        reexec()
     log.info("stopped")
 
 

@@ -1,0 +1,87 @@
+"""Restart the service in place when its sources change (MERIDIAN_RELOAD=1, dev only).
+
+Tilt's live update syncs changed files into a running container; the runtime image
+has no shell for a restart command, so the process watches its own packages, shuts
+down gracefully and re-executes itself with the same arguments.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+log = logging.getLogger("meridian.reload")
+
+Snapshot = dict[Path, int]
+
+
+def snapshot(roots: Iterable[Path]) -> Snapshot:
+    files: Snapshot = {}
+    for root in roots:
+        for path in root.rglob("*.py"):
+            try:
+                files[path] = path.stat().st_mtime_ns
+            except FileNotFoundError:
+                continue
+    return files
+
+
+def package_dirs(packages: Iterable[str]) -> list[Path]:
+    dirs = []
+    for name in packages:
+        module = sys.modules.get(name)
+        location = getattr(module, "__file__", None)
+        if location:
+            dirs.append(Path(location).parent)
+    return dirs
+
+
+class SourceWatcher:
+    """Polls file modification times; calls `on_change` once after changes settle."""
+
+    def __init__(
+        self,
+        roots: list[Path],
+        on_change: Callable[[], None],
+        interval: float = 0.25,
+        settle: float = 0.3,
+    ) -> None:
+        self.roots = roots
+        self.on_change = on_change
+        self.interval = interval
+        self.settle = settle
+        self.changed = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="source-watcher", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _watch(self) -> None:
+        before = snapshot(self.roots)
+        while not self._stop.wait(self.interval):
+            now = snapshot(self.roots)
+            if now == before:
+                continue
+            # Wait for a burst of synced files to finish before restarting.
+            while not self._stop.wait(self.settle):
+                settled = snapshot(self.roots)
+                if settled == now:
+                    break
+                now = settled
+            log.info("sources changed; restarting", extra={"roots": [str(r) for r in self.roots]})
+            self.changed.set()
+            self.on_change()
+            return
+
+
+def reexec() -> None:
+    """Replace this process with a fresh interpreter running the same command line."""
+    os.execv(sys.executable, sys.orig_argv)  # noqa: S606 - our own command line, re-run

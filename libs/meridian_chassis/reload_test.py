@@ -1,0 +1,54 @@
+"""Live reload: a changed source file restarts the real service process in place."""
+
+import os
+import threading
+import time
+from pathlib import Path
+
+from meridian_chassis.reload import SourceWatcher
+from meridian_testing.process import python_command, running_service, wait_until
+
+PROBE_V1 = """
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
+
+async def answer(request):
+    return PlainTextResponse("v1")
+
+ROUTES = [Route("/answer", answer)]
+"""
+
+
+def test_watcher_fires_once_after_changes_settle(tmp_path: Path) -> None:
+    source = tmp_path / "module.py"
+    source.write_text("x = 1\n")
+    fired = threading.Event()
+    watcher = SourceWatcher([tmp_path], fired.set, interval=0.05, settle=0.1)
+    watcher.start()
+    time.sleep(0.2)
+    assert not fired.is_set()
+    source.write_text("x = 2\n")
+    os.utime(source, ns=(time.time_ns(), time.time_ns() + 10**9))
+    assert fired.wait(5)
+    assert watcher.changed.is_set()
+    watcher.stop()
+
+
+def test_service_restarts_in_place_when_its_package_changes(tmp_path: Path) -> None:
+    package = tmp_path / "reload_probe"
+    package.mkdir()
+    (package / "__init__.py").write_text(PROBE_V1)
+    code = (
+        f"import sys; sys.path.insert(0, {str(tmp_path)!r})\n"
+        "from reload_probe import ROUTES\n"
+        "from meridian_chassis import ServiceSpec, run\n"
+        "run(ServiceSpec('reload-probe', routes=ROUTES))\n"
+    )
+    with running_service(python_command(code), {"MERIDIAN_RELOAD": "1"}) as service:
+        assert service.get("/answer").text == "v1"
+        pid = service.process.pid
+        time.sleep(0.5)  # let the watcher take its first snapshot
+        (package / "__init__.py").write_text(PROBE_V1.replace('"v1"', '"v2"'))
+        assert wait_until(lambda: service.get("/answer").text == "v2", timeout=20)
+        assert service.process.pid == pid  # the same process, re-executed
+        assert service.process.poll() is None
