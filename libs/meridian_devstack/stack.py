@@ -18,6 +18,7 @@ class Process:
     name: str
     cmd: tuple[str, ...]
     port: int
+    build: tuple[str, ...] = ()
     ready_path: str | None = None
     env: dict[str, str] = field(default_factory=dict)
     labels: tuple[str, ...] = ()
@@ -66,6 +67,7 @@ def _process(entry: Any, index: int) -> Process:
         name=name,
         cmd=cmd,
         port=port,
+        build=_strings(entry, "build", where),
         ready_path=ready_path,
         env=env,
         labels=_strings(entry, "labels", where),
