@@ -28,6 +28,11 @@ run: build ## Run the whole system locally (PostgreSQL, Redis, Kafka, services);
 	set -a; eval "$$(tools/image-tags.sh --env)"; set +a; \
 	  exec python3 dist/libs.meridian_devstack/devstack.pex deployments/local/processes.yaml
 
+.PHONY: deploy-local
+deploy-local: ## Run the stack on a local Kubernetes cluster (kind, k3d, minikube...) with Tilt
+	@command -v tilt >/dev/null || { echo "tilt is not installed: run tools/install-dev-tools.sh" >&2; exit 1; }
+	tilt up
+
 .PHONY: test
 test: bootstrap ## Run every test (unit, integration with real servers, platform checks)
 	$(PANTS) test ::
@@ -39,6 +44,10 @@ test-changed: bootstrap ## Test only what changed since BASE (default: merge bas
 .PHONY: validate
 validate: bootstrap ## Validate manifests, Tiltfile and workflows (schemas, policies, scanners)
 	$(PANTS) test deployments/tests::
+
+.PHONY: ci-cache-demo
+ci-cache-demo: bootstrap ## Prove the remote cache: test twice against a local BuildGrid, print hits and times
+	tools/remote-cache/demo.sh
 
 .PHONY: lint
 lint: bootstrap ## Lint (ruff, black --check) and check BUILD files are complete and tidy
