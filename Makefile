@@ -28,6 +28,18 @@ run: build ## Run the whole system locally (PostgreSQL, Redis, Kafka, services);
 	set -a; eval "$$(tools/image-tags.sh --env)"; set +a; \
 	  exec python3 dist/libs.meridian_devstack/devstack.pex deployments/local/processes.yaml
 
+.PHONY: docker
+docker: bootstrap ## Build every service image (Docker daemon, or Podman when there is none), lint, SBOMs
+	tools/images/build.sh
+
+.PHONY: test-images
+test-images: ## Run each image: health, /version SHA, uid 65532, read-only root, no shell
+	tools/images/test.sh
+
+.PHONY: bench-images
+bench-images: ## Print image sizes, one-line-change rebuild time and layer digest stability
+	tools/images/bench.sh
+
 .PHONY: deploy-local
 deploy-local: ## Run the stack on a local Kubernetes cluster (kind, k3d, minikube...) with Tilt
 	@command -v tilt >/dev/null || { echo "tilt is not installed: run tools/install-dev-tools.sh" >&2; exit 1; }

@@ -2,6 +2,41 @@
 # file is just `meridian_service()`: the directory name is the package, and the
 # service name is that name with dashes (services/current_account -> current-account).
 
+# Every service image is built from this one Dockerfile. Pants 2.17 builds only a
+# Dockerfile that sits next to the image's BUILD file (or `instructions`), so each
+# service's docker_image gets this file's lines as `instructions`, read here while
+# BUILD files are parsed (Pants runs from the repository root). pantsd keeps parsed
+# BUILD files until they change, so the image's `srcs` stage fails the build if the
+# copy it was given differs from the file.
+_SERVICE_DOCKERFILE = "deployments/docker/Dockerfile"
+# Passed through from the environment (tools/image-tags.sh --env prints them); the
+# Dockerfile has defaults for builds without them.
+_BUILD_METADATA = (
+    "MERIDIAN_BUILD_VERSION",
+    "MERIDIAN_BUILD_REVISION",
+    "MERIDIAN_BUILD_DATE",
+    "MERIDIAN_SOURCE_URL",
+)
+
+_IMAGE_PEX_FIELDS = (
+    "output_path",
+    "layout",
+    "include_tools",
+    "include_sources",
+    "include_requirements",
+)
+
+
+def _service_dockerfile():
+    try:
+        with open(_SERVICE_DOCKERFILE) as dockerfile:
+            return dockerfile.read().splitlines()
+    except FileNotFoundError:
+        raise FileNotFoundError(
+            f"meridian_service(): {_SERVICE_DOCKERFILE} not found; run Pants from the "
+            "repository root (./pants)"
+        ) from None
+
 
 def meridian_service(**pex_overrides):
     package = build_file_dir().name
@@ -14,4 +49,48 @@ def meridian_service(**pex_overrides):
         layout="packed",
         include_tools=True,
         **pex_overrides,
+    )
+    _service_image(package, pex_overrides)
+
+
+def _service_image(package, pex_overrides):
+    directory = str(build_file_dir())
+    service = package.replace("_", "-")
+    # The image is built from :bin cut in two: the third-party wheels, which stay cached
+    # (by Pants and by the image builder) while only code changes, and the first-party
+    # code, quick to rebuild. deployments/docker/Dockerfile makes each its own layer.
+    image_pex = dict(
+        entry_point=f"{package}.main:main",
+        dependencies=[":lib"],
+        # Where and how these two are packaged is the image's business, not the caller's.
+        **{key: value for key, value in pex_overrides.items() if key not in _IMAGE_PEX_FIELDS},
+    )
+    # `pex venv` in the image build needs the tools; the packed layout keeps the wheels
+    # as files that don't change unless the lock does.
+    pex_binary(
+        name="image-deps", include_sources=False, layout="packed", include_tools=True, **image_pex
+    )
+    # Loose: the sources are copied out as they are, no pex needed to read them.
+    pex_binary(name="image-srcs", include_requirements=False, layout="loose", **image_pex)
+    dist_dir = directory.replace("/", ".")  # where Pants puts this directory's packages
+    docker_image(
+        name="image",
+        instructions=_service_dockerfile(),
+        # The PEXes are named by build arguments, which Pants cannot follow: list them.
+        dependencies=[":image-deps", ":image-srcs", "deployments/docker:context"],
+        repository=f"meridian/{service}",
+        # `dev` is what local clusters deploy; the others identify the commit.
+        image_tags=[
+            "dev",
+            "{build_args.MERIDIAN_BUILD_REVISION}",
+            "{build_args.MERIDIAN_BUILD_VERSION}",
+        ],
+        extra_build_args=[
+            f"DEPS_PEX={dist_dir}/image-deps.pex",
+            f"SRCS_PEX={dist_dir}/image-srcs.pex",
+            # Where Pants writes this target's copy of the Dockerfile.
+            f"SERVICE_DOCKERFILE={directory}/Dockerfile.image",
+            f"MERIDIAN_SERVICE={service}",
+            *_BUILD_METADATA,
+        ],
     )

@@ -14,7 +14,9 @@ target="${1:?usage: tools/tilt-build-image.sh services/<pkg>}"
 [ -f "$target/BUILD" ] || { echo "tilt-build-image: $target/BUILD not found" >&2; exit 1; }
 
 pkg="$(basename "$target")"
-./pants package "$target:image"
+# A Docker daemon when there is one, else Podman; then the base and this image.
+eval "$(tools/images/engine.sh env)"
+tools/images/build.sh --no-lint --no-sbom "$target:image"
 docker tag "meridian/${pkg//_/-}:dev" "$EXPECTED_REF"
 if [ -n "${EXPECTED_REGISTRY:-}" ]; then
   docker push "$EXPECTED_REF"

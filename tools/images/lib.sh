@@ -1,0 +1,96 @@
+# shellcheck shell=bash
+# Shared by the tools/images scripts (sourced, not run).
+
+repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+readonly repo_root
+# Every service image must stay under this (uncompressed, as `docker images` shows).
+# shellcheck disable=SC2034 # used by the scripts that source this file
+readonly image_budget_bytes=50000000
+
+# The comment block at the top of the running script.
+usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
+
+say() { printf '%s: %s\n' "$(basename "$0" .sh)" "$*" >&2; }
+die() {
+  say "$*"
+  exit 1
+}
+
+# Points the docker CLI at a Docker daemon, or at Podman (started if needed).
+use_engine() {
+  local settings
+  settings="$("${repo_root}/tools/images/engine.sh" env)" || exit 1
+  eval "${settings}"
+}
+
+# Build metadata of the tree as it is (tools/image-tags.sh --env), exported for Pants.
+use_build_metadata() {
+  local settings
+  settings="$("${repo_root}/tools/image-tags.sh" --env)" || exit 1
+  set -a
+  eval "${settings}"
+  set +a
+}
+
+# services/<package> directories: every one with a BUILD file is a service.
+service_packages() {
+  local build
+  for build in "${repo_root}"/services/*/BUILD; do
+    [[ -f "${build}" ]] && basename "$(dirname "${build}")"
+  done
+}
+
+# The id of the image Pants built last for a target, from the docker-info file it writes.
+built_image_id() { # built_image_id DIST-DIR TARGET-NAME
+  local info="${repo_root}/dist/$1/$2.docker-info.json"
+  [[ -f "${info}" ]] || die "no ${info#"${repo_root}"/}: build the images first (make docker)"
+  python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["image_id"])' "${info}"
+}
+image_id() { built_image_id "services.$1" image; } # image_id PACKAGE
+base_image_id() { built_image_id deployments.docker.base base; }
+
+# How test.sh and bench.sh run a service image: as Kubernetes does (read-only root,
+# tmpfs /tmp, no capabilities, no privilege escalation), its backing services
+# configured with well-formed addresses of ports nothing listens on, and port 8080
+# published on a free loopback port.
+# shellcheck disable=SC2034 # used by the scripts that source this file
+readonly run_service_args=(
+  --read-only --tmpfs "/tmp:rw,size=16m" --cap-drop ALL --security-opt no-new-privileges
+  -e "DATABASE_URL=postgresql://meridian@127.0.0.1:1/meridian"
+  -e "REDIS_URL=redis://127.0.0.1:1/0"
+  -e "KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:1"
+  -p "127.0.0.1::8080"
+)
+
+# The loopback port a container's 8080 is published on.
+host_port() { docker port "$1" 8080/tcp | sed -n 's/.*:\([0-9]*\)$/\1/p' | sed -n 1p; }
+
+# sha256 of stdin, hex (sha256sum on Linux, shasum on macOS).
+sha256() {
+  if command -v sha256sum >/dev/null 2>&1; then sha256sum; else shasum -a 256; fi
+}
+
+megabytes() { awk -v b="$1" 'BEGIN { printf "%.2f", b / 1e6 }'; }
+
+# How often the Podman service has restarted (see engine.sh); 0 with a Docker daemon.
+engine_restarts() {
+  [[ -f "${MERIDIAN_ENGINE_LOG:-}" ]] || {
+    echo 0
+    return
+  }
+  grep -c '^meridian: podman system service exited' "${MERIDIAN_ENGINE_LOG}" || true
+}
+
+# ./pants package, run once more when the Podman service died and restarted meanwhile:
+# a safety net behind tools/images/bin/docker for Podman 4.3's builder panic.
+pants_package() {
+  local restarts
+  restarts="$(engine_restarts)"
+  if "${repo_root}/pants" package "$@"; then
+    return 0
+  fi
+  (($(engine_restarts) > restarts)) || return 1
+  say "the Podman service restarted during the build; building again"
+  use_engine
+  "${repo_root}/pants" package "$@"
+}

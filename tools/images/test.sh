@@ -1,0 +1,149 @@
+#!/usr/bin/env bash
+# `make test-images`: checks every service image Pants built last (make docker first).
+#
+#   tools/images/test.sh [PACKAGE...]     default: every services/<package>
+#
+# For each image:
+#   - under the size budget (50 MB uncompressed)
+#   - metadata: user 65532:65532, port 8080, exec-form entry point, OCI labels
+#   - runs as Kubernetes runs it: read-only root, tmpfs /tmp, all capabilities dropped,
+#     no privilege escalation; backing services configured but unreachable
+#   - /health/live answers 200, /health/startup 200, /metrics 200, /health/ready 503
+#     (its backing services are down) and /version names this tree's revision
+#   - the service process is uid/gid 65532, cannot write / and can write /tmp
+#   - no shell: --entrypoint /bin/sh (and bash, dash) fails
+#   - stops cleanly (exit 0) on SIGTERM
+set -euo pipefail
+# shellcheck source=tools/images/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+if [[ "${1:-}" == -h || "${1:-}" == --help ]]; then
+  usage
+  exit 0
+fi
+use_engine
+use_build_metadata # what /version and the labels must show: this tree, as built
+if (($#)); then packages=("$@"); else read -r -a packages <<<"$(service_packages | tr '\n' ' ')"; fi
+
+failures=0
+containers=()
+cleanup() {
+  local container
+  for container in "${containers[@]}"; do
+    docker rm -f "${container}" >/dev/null 2>&1 || true
+  done
+}
+trap cleanup EXIT
+
+check() { # check DESCRIPTION COMMAND...
+  local description="$1"
+  shift
+  if "$@"; then
+    printf '  ok    %s\n' "${description}"
+  else
+    printf '  FAIL  %s\n' "${description}"
+    failures=$((failures + 1))
+  fi
+}
+
+equals() { [[ "$1" == "$2" ]] || { printf '        expected %q, got %q\n' "$2" "$1" && false; }; }
+
+iso_time() { [[ "$1" =~ ^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$ ]]; }
+
+http_status() { curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$1" || true; }
+
+json_field() { python3 -c 'import json, sys; print(json.loads(sys.argv[1]).get(sys.argv[2], ""))' "$1" "$2"; }
+
+label() { docker image inspect --format "{{index .Config.Labels \"org.opencontainers.image.$2\"}}" "$1"; }
+
+in_container() { # in_container CONTAINER PYTHON-CODE: run as the container's own user
+  docker exec "$1" /usr/bin/python3.11 -I -c "$2"
+}
+
+wait_live() { # wait_live URL: seconds until 200, or fail after 30 s
+  local deadline=$((SECONDS + 30))
+  until [[ "$(http_status "$1")" == 200 ]]; do
+    ((SECONDS < deadline)) || return 1
+    sleep 0.1
+  done
+}
+
+no_shell() {
+  local image="$1" shell
+  # Control: the same kind of run works with a program that is there, so a failure
+  # below means the shell is missing, not that the engine cannot run the image.
+  docker run --rm --entrypoint /usr/bin/python3.11 "${image}" -c 'pass' || return 1
+  for shell in /bin/sh /bin/bash /usr/bin/dash; do
+    if docker run --rm --entrypoint "${shell}" "${image}" -c true >/dev/null 2>&1; then
+      echo "        ${shell} ran" >&2
+      return 1
+    fi
+  done
+}
+
+test_image() {
+  local package="$1" service="${1//_/-}" image container port base version
+  image="$(image_id "${package}")"
+  echo "meridian/${service} (${image:0:12})"
+
+  local size
+  size="$(docker image inspect --format '{{.Size}}' "${image}")"
+  check "size $(megabytes "${size}") MB < $(megabytes "${image_budget_bytes}") MB" \
+    test "${size}" -lt "${image_budget_bytes}"
+  check "runs as 65532:65532" equals "$(docker image inspect --format '{{.Config.User}}' "${image}")" "65532:65532"
+  check "exposes 8080/tcp" equals "$(docker image inspect --format '{{json .Config.ExposedPorts}}' "${image}")" '{"8080/tcp":{}}'
+  check "exec-form entry point" equals "$(docker image inspect --format '{{json .Config.Entrypoint}}' "${image}")" '["/app/pex"]'
+  check "label revision" equals "$(label "${image}" revision)" "${MERIDIAN_BUILD_REVISION}"
+  check "label version" equals "$(label "${image}" version)" "${MERIDIAN_BUILD_VERSION}"
+  # A dirty tree's build date is the time of its build, which this cannot know.
+  if [[ "${MERIDIAN_BUILD_REVISION}" == *-dirty ]]; then
+    check "label created is a UTC timestamp" iso_time "$(label "${image}" created)"
+  else
+    check "label created" equals "$(label "${image}" created)" "${MERIDIAN_BUILD_DATE}"
+  fi
+  check "label source" equals "$(label "${image}" source)" "${MERIDIAN_SOURCE_URL}"
+
+  container="$(docker run -d "${run_service_args[@]}" "${image}")"
+  containers+=("${container}")
+  port="$(host_port "${container}")"
+  base="http://127.0.0.1:${port}"
+  if ! check "/health/live 200 (read-only root, tmpfs /tmp, no capabilities)" wait_live "${base}/health/live"; then
+    docker logs "${container}" 2>&1 | tail -20 | sed 's/^/        /'
+    return
+  fi
+  check "/health/startup 200" equals "$(http_status "${base}/health/startup")" 200
+  check "/metrics 200" equals "$(http_status "${base}/metrics")" 200
+  check "/health/ready 503 with its backing services down" equals "$(http_status "${base}/health/ready")" 503
+  version="$(curl -s --max-time 5 "${base}/version")"
+  check "/version revision ${MERIDIAN_BUILD_REVISION}" equals "$(json_field "${version}" revision)" "${MERIDIAN_BUILD_REVISION}"
+  check "/version version ${MERIDIAN_BUILD_VERSION}" equals "$(json_field "${version}" version)" "${MERIDIAN_BUILD_VERSION}"
+  check "/version name ${service}" equals "$(json_field "${version}" name)" "${service}"
+  check "/version build_date matches the label" equals "$(json_field "${version}" build_date)" "$(label "${image}" created)"
+  check "/etc/meridian/build.json names the same build" equals \
+    "$(in_container "${container}" 'import json; i = json.load(open("/etc/meridian/build.json")); print(i["service"], i["version"], i["revision"], i["date"])')" \
+    "${service} ${MERIDIAN_BUILD_VERSION} ${MERIDIAN_BUILD_REVISION} $(json_field "${version}" build_date)"
+  check "the service process is uid/gid 65532" equals \
+    "$(in_container "${container}" 'print(*(l.split()[1] for l in open("/proc/1/status") if l.startswith(("Uid:", "Gid:"))))')" \
+    "65532 65532"
+  check "the root filesystem is read-only" in_container "${container}" '
+import errno
+try:
+    open("/app/probe", "w")
+except OSError as error:
+    raise SystemExit(error.errno not in (errno.EROFS, errno.EACCES))
+raise SystemExit(1)'
+  check "/tmp is writable" in_container "${container}" 'open("/tmp/probe", "w").write("ok")'
+  check "no shell (--entrypoint /bin/sh, /bin/bash, /usr/bin/dash fail)" no_shell "${image}"
+  docker stop --time 15 "${container}" >/dev/null
+  check "stops with exit code 0 on SIGTERM" equals "$(docker inspect --format '{{.State.ExitCode}}' "${container}")" 0
+}
+
+for package in "${packages[@]}"; do
+  [[ -f "${repo_root}/services/${package}/BUILD" ]] || die "services/${package} is not a service"
+  test_image "${package}"
+done
+
+if ((failures)); then
+  die "${failures} check(s) failed"
+fi
+say "all checks passed for ${#packages[@]} image(s)"
