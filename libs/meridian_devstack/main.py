@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ctypes
 import os
 import signal
 import socket
@@ -24,6 +25,13 @@ DEFAULT_STACK = Path("deployments/local/processes.yaml")
 
 class StackError(Exception):
     pass
+
+
+def _stop_with_parent() -> None:
+    """Linux: the child gets SIGTERM if the stack runner dies, so nothing is orphaned."""
+    if sys.platform == "linux":
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
 
 
 def _port_in_use(port: int) -> bool:
@@ -78,6 +86,7 @@ class Stack:
             stderr=subprocess.STDOUT,
             text=True,
             start_new_session=True,  # Ctrl-C reaches the stack, which stops children in order
+            preexec_fn=_stop_with_parent,  # noqa: PLW1509 - only calls prctl
         )
         self.running.append((process, child))
         threading.Thread(
