@@ -154,12 +154,14 @@ start_podman() {
   # one is cancelled (buildah "semaphore: released more than held", fixed in 4.4),
   # which Pants does when inputs change mid-build. That build fails; the next one
   # finds the service up again.
+  # It runs from / : it outlives the checkout it was started from, and conmon fails
+  # every container start once its working directory has been deleted.
   # shellcheck disable=SC2016 # expanded by the inner shell
-  setsid bash -c 'while true; do
+  (cd / && exec setsid bash -c 'while true; do
       podman system service --time=0 "unix://$1" </dev/null
       echo "meridian: podman system service exited with $?; restarting" >&2
       sleep 1
-    done' podman-service "${socket}" >"${log_file}" 2>&1 </dev/null &
+    done' podman-service "${socket}" >"${log_file}" 2>&1 </dev/null) &
   echo "$!" >"${pid_file}"
   wait_for_api
 }

@@ -17,6 +17,30 @@ set -euo pipefail
 # shellcheck source=tools/images/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
+# Podman 4.3 now and then fails to start a container with "write child: broken pipe"
+# (exit 125, an engine error, not the container's). Such a start is retried; every
+# other outcome, failures included, is reported as it is.
+docker() {
+  if [[ "${1:-}" != run ]]; then
+    command docker "$@"
+    return
+  fi
+  local attempt status errors
+  errors="$(mktemp)"
+  for attempt in 1 2 3; do
+    status=0
+    command docker "$@" 2>"${errors}" || status=$?
+    if [[ ${status} -eq 125 ]] && grep -q 'broken pipe' "${errors}" && [[ ${attempt} -lt 3 ]]; then
+      sleep 1
+      continue
+    fi
+    break
+  done
+  cat "${errors}" >&2
+  rm -f "${errors}"
+  return "${status}"
+}
+
 if [[ "${1:-}" == -h || "${1:-}" == --help ]]; then
   usage
   exit 0
