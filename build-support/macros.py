@@ -73,11 +73,39 @@ def _service_image(package, pex_overrides):
     # Loose: the sources are copied out as they are, no pex needed to read them.
     pex_binary(name="image-srcs", include_requirements=False, layout="loose", **image_pex)
     dist_dir = directory.replace("/", ".")  # where Pants puts this directory's packages
+    srcs_layer = f"{directory}/image-srcs-layer.tar"
+    # The sources layer is made here, not in the image build: Pants caches it, and the
+    # image build only unpacks it (the step every source edit repeats).
+    adhoc_tool(
+        name="image-srcs-layer",
+        runnable="deployments/docker:layers-tool",
+        args=["srcs", f"{dist_dir}/image-srcs.pex", "/app", srcs_layer, "--service", service],
+        execution_dependencies=[":image-srcs"],
+        output_files=[srcs_layer],
+        workdir="/",
+        extra_env_vars=[*_BUILD_METADATA, "SOURCE_DATE_EPOCH"],
+    )
+    # Base + third-party deps: rebuilt only when they change. Its tag is a hash of its
+    # inputs, so :image always starts from the runtime built from the same lock.
+    docker_image(
+        name="runtime",
+        instructions=_service_dockerfile(),
+        target_stage="runtime",
+        # The PEX is named by a build argument, which Pants cannot follow: listed here.
+        dependencies=[":image-deps", "deployments/docker:context"],
+        repository=f"meridian/{service}-runtime",
+        image_tags=["{pants.hash}"],
+        skip_push=True,
+        extra_build_args=[
+            f"DEPS_PEX={dist_dir}/image-deps.pex",
+            # Where Pants writes this target's copy of the Dockerfile.
+            f"SERVICE_DOCKERFILE={directory}/Dockerfile.runtime",
+        ],
+    )
     docker_image(
         name="image",
         instructions=_service_dockerfile(),
-        # The PEXes are named by build arguments, which Pants cannot follow: list them.
-        dependencies=[":image-deps", ":image-srcs", "deployments/docker:context"],
+        dependencies=[":runtime", ":image-srcs-layer"],
         repository=f"meridian/{service}",
         # `dev` is what local clusters deploy; the others identify the commit.
         image_tags=[
@@ -86,10 +114,8 @@ def _service_image(package, pex_overrides):
             "{build_args.MERIDIAN_BUILD_VERSION}",
         ],
         extra_build_args=[
-            f"DEPS_PEX={dist_dir}/image-deps.pex",
-            f"SRCS_PEX={dist_dir}/image-srcs.pex",
-            # Where Pants writes this target's copy of the Dockerfile.
-            f"SERVICE_DOCKERFILE={directory}/Dockerfile.image",
+            f"RUNTIME_IMAGE={directory}:runtime",
+            f"SRCS_LAYER={srcs_layer}",
             f"MERIDIAN_SERVICE={service}",
             *_BUILD_METADATA,
         ],

@@ -1,16 +1,17 @@
 #!/usr/bin/env python3.11
 """Build-stage helper of Meridian's service Dockerfile: turns a service's PEXes into layers.
 
-Each command runs in a build stage of deployments/docker/Dockerfile, on the runtime
-base image's own interpreter (standard library only; the image has no shell):
+pycache and deps run in build stages of deployments/docker/Dockerfile, on the runtime
+base image's own interpreter (standard library only; the image has no shell); srcs
+runs in Pants, on the build machine's CPython 3.11 (see build-support/macros.py):
 
   pycache   compile the whole standard library into a build-only bytecode cache
   deps      the third-party PEX -> the /app venv (wheels, entry point), trimmed,
-            shared objects stripped of debug info; its modules join the cache
-  srcs      the first-party PEX -> a tree of sources and their bytecode for /app
-  bytecode  start the service once, record every module it imports, and copy the
-            cached bytecode of the standard-library and third-party ones into a tree
-  build-info  the build metadata (MERIDIAN_* build arguments) as etc/meridian/build.json
+            shared objects stripped of debug info, plus the bytecode of the
+            standard-library and third-party modules that importing the wheels loads
+  srcs      the first-party PEX -> a layer tarball of the sources and their bytecode
+            for /app, and the build metadata (MERIDIAN_BUILD_* variables) as
+            etc/meridian/build.json
 
 Every tree written for the image is reproducible: fixed mtimes (SOURCE_DATE_EPOCH,
 default 0), normalised modes, bytecode keyed by source hash instead of mtime. Equal
@@ -27,16 +28,12 @@ import json
 import os
 import py_compile
 import shutil
-import signal
-import socket
 import stat
 import struct
 import subprocess
 import sys
+import tarfile
 import tempfile
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -44,9 +41,8 @@ EPOCH = int(os.environ.get("SOURCE_DATE_EPOCH", "0"))
 STDLIB = Path("/usr/lib/python3.11")
 SITE_PACKAGES = Path("lib/python3.11/site-packages")
 DOCKERFILE = "deployments/docker/Dockerfile"
-# /etc/meridian/build.json key -> the build argument (environment variable) it comes from.
+# /etc/meridian/build.json key -> the environment variable it comes from.
 BUILD_INFO = {
-    "service": "MERIDIAN_SERVICE",
     "version": "MERIDIAN_BUILD_VERSION",
     "revision": "MERIDIAN_BUILD_REVISION",
     "date": "MERIDIAN_BUILD_DATE",
@@ -64,34 +60,24 @@ TRIM_SUFFIXES = (".pyi", ".pyx", ".pxd", ".pxi")
 TRIM_DIR_SUFFIXES = ("-stubs",)
 TRIM_BIN = ("activate", "activate.csh", "activate.fish", "Activate.ps1")
 
-# Settings under which any Meridian service starts without its backing services:
-# well-formed addresses of ports nothing listens on (connections are refused at once).
-RECORDING_ENV = {
-    "DATABASE_URL": "postgresql://meridian@127.0.0.1:1/meridian",
-    "REDIS_URL": "redis://127.0.0.1:1/0",
-    "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1",
-    "HOST": "127.0.0.1",
-    "LOG_LEVEL": "WARNING",
-    "SHUTDOWN_GRACE_SECONDS": "1",
-}
-# Requests a freshly started pod gets; answering them imports what the first
-# probes and scrape would otherwise import lazily.
-RECORDING_PATHS = ("/health/startup", "/health/live", "/health/ready", "/metrics", "/version")
-# Runs inside the service's interpreter. It imports nothing (atexit and sys are built
-# in), so every module it records is one the service itself imported.
-RECORDER = """\
-import atexit, sys
-def _record():
-    with open({out!r}, "w") as sink:
-        for module in list(sys.modules.values()):
-            origin = getattr(getattr(module, "__spec__", None), "origin", None)
-            if isinstance(origin, str):
-                print(origin, file=sink)
-atexit.register(_record)
-sys.argv[0] = {main!r}
-with open({main!r}) as source:
-    code = compile(source.read(), {main!r}, "exec")
-exec(code, {{"__name__": "__main__", "__file__": {main!r}}})
+# Runs in the venv's interpreter: imports each module named on the command line and
+# records every module loaded since. atexit and sys are built in, so all it records
+# was loaded by those imports.
+IMPORTER = """\
+import importlib, sys
+failed = []
+for name in sys.argv[2:]:
+    try:
+        importlib.import_module(name)
+    except Exception as error:
+        failed.append(f"{name}: {type(error).__name__}: {error}")
+with open(sys.argv[1], "w") as sink:
+    for module in list(sys.modules.values()):
+        origin = getattr(getattr(module, "__spec__", None), "origin", None)
+        if isinstance(origin, str):
+            print(origin, file=sink)
+for line in failed:
+    print(line, file=sys.stderr)
 """
 
 
@@ -262,6 +248,8 @@ def compile_tree(tree: Path, prefix: Path) -> None:
 
 
 def command_pycache(args: argparse.Namespace) -> None:
+    if args.dockerfile:
+        check_dockerfile(*args.dockerfile)
     # The same for every service, so the builder shares this stage between them.
     compile_tree(STDLIB, args.prefix)
     print(f"pycache: compiled {STDLIB} into {args.prefix}")
@@ -288,6 +276,7 @@ def command_deps(args: argparse.Namespace) -> None:
     # mtime too instead of creating the directory at build time.
     out: Path = args.out / venv.relative_to("/")
     shutil.copytree(venv, out, symlinks=True)
+    add_bytecode(venv, args.prefix, args.out)
     normalise(args.out)
     print(f"deps: stripped {saved / 1e6:.1f} MB from shared objects; dropped {dropped or 'none'}")
 
@@ -302,127 +291,130 @@ def check_dockerfile(workspace: Path, used: Path) -> None:
 
 
 def command_srcs(args: argparse.Namespace) -> None:
-    """Lay out the first-party code as `pex venv --scope=srcs` would, without pex."""
-    if args.dockerfile:
-        check_dockerfile(*args.dockerfile)
+    """Lay out the first-party code as `pex venv --scope=srcs` would, without pex, and
+    write it with the build metadata as a layer tarball.
+
+    Pants runs this (adhoc_tool, see build-support/macros.py), so it is cached with its
+    inputs and costs the image build one ADD instead of a build stage.
+    """
     pex: Path = args.pex
     site_packages: Path = args.venv / SITE_PACKAGES
-    tree: Path = args.out / site_packages.relative_to("/")
-    tree.mkdir(parents=True)
-    for entry in sorted(pex.iterdir()):
-        if entry.name in PEX_RUNTIME:
-            continue
-        if entry.is_dir():
-            shutil.copytree(entry, tree / entry.name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(entry, tree / entry.name)
-    trim(tree)
-    sources = [path for path in walk(tree) if path.suffix == ".py" and path.is_file()]
-    for path in sources:
-        final = site_packages / path.relative_to(tree)
-        # Checked against the source's hash, not trusted: a developer's live sync of a
-        # .py file into a running container (Tilt) then takes effect.
-        py_compile.compile(
-            str(path),
-            cfile=importlib.util.cache_from_source(str(path)),
-            dfile=str(final),  # tracebacks name the file where the image has it
-            invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH,
-            doraise=True,
-        )
-    normalise(args.out)
-    print(f"srcs: {len(sources)} first-party modules")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def get(url: str) -> int:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - loopback
-            status: int = response.status
-            return status
-    except urllib.error.HTTPError as error:
-        return error.code
-
-
-def wait_until_live(
-    service: subprocess.Popen[bytes], base_url: str, timeout: float, log: Path
-) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if service.poll() is not None:
-            raise LayerError(f"the service exited with {service.returncode}:\n{log.read_text()}")
-        with contextlib.suppress(OSError):
-            if get(f"{base_url}/health/live") == 200:
-                return
-        time.sleep(0.05)
-    raise LayerError(f"the service did not answer /health/live within {timeout:.0f} s")
-
-
-def record_imports(venv: Path, prefix: Path, timeout: float) -> list[Path]:
-    """Start the service, send it a new pod's first requests, stop it: what it imported."""
-    main = venv / "pex"
-    with tempfile.TemporaryDirectory(prefix="imports-") as scratch:
-        record, log = Path(scratch) / "modules.txt", Path(scratch) / "service.log"
-        port = free_port()
-        env = {"PATH": "/usr/bin", "LANG": "C.UTF-8", "PORT": str(port), **RECORDING_ENV}
-        code = RECORDER.format(out=str(record), main=str(main))
-        # The flags of the venv's own #! line; bytecode comes from the build cache (fast,
-        # so this takes about as long as a real start) and none is written.
-        python = [str(venv / "bin/python3.11"), "-sE", "-B", "-X", f"pycache_prefix={prefix}"]
-        with (
-            log.open("w") as sink,
-            subprocess.Popen([*python, "-c", code], env=env, stdout=sink, stderr=sink) as service,
-        ):
-            try:
-                wait_until_live(service, f"http://127.0.0.1:{port}", timeout, log)
-                for path in RECORDING_PATHS:
-                    get(f"http://127.0.0.1:{port}{path}")
-            finally:
-                service.send_signal(signal.SIGTERM)
-                try:
-                    service.wait(timeout=timeout)
-                except subprocess.TimeoutExpired:
-                    service.kill()
-        if service.returncode != 0 or not record.is_file():
-            raise LayerError(
-                f"the service stopped with {service.returncode} and recorded no imports:\n"
-                + log.read_text()
+    with tempfile.TemporaryDirectory(prefix="srcs-") as scratch:
+        root = Path(scratch)
+        tree = root / site_packages.relative_to("/")
+        tree.mkdir(parents=True)
+        for entry in sorted(pex.iterdir()):
+            if entry.name in PEX_RUNTIME:
+                continue
+            if entry.is_dir():
+                ignore = shutil.ignore_patterns("__pycache__")
+                shutil.copytree(entry, tree / entry.name, ignore=ignore)
+            else:
+                shutil.copy2(entry, tree / entry.name)
+        trim(tree)
+        sources = [path for path in walk(tree) if path.suffix == ".py" and path.is_file()]
+        for path in sources:
+            final = site_packages / path.relative_to(tree)
+            # Checked against the source's hash, not trusted: a developer's live sync
+            # of a .py file into a running container (Tilt) then takes effect.
+            py_compile.compile(
+                str(path),
+                cfile=importlib.util.cache_from_source(str(path)),
+                dfile=str(final),  # tracebacks name the file where the image has it
+                invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH,
+                doraise=True,
             )
+        info = {"service": args.service}
+        info.update((key, os.environ.get(variable, "")) for key, variable in BUILD_INFO.items())
+        build_json = root / "etc/meridian/build.json"
+        build_json.parent.mkdir(parents=True)
+        build_json.write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
+        normalise(root)
+        write_layer(root, args.out)
+    print(f"srcs: {len(sources)} first-party modules; build {info}")
+
+
+def write_layer(root: Path, out: Path) -> None:
+    """The tree as a tarball that extracts to the same layer every time: sorted entries,
+    owned by root, normalised modes, fixed mtimes (ADD unpacks it as it is)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(out, "w", format=tarfile.GNU_FORMAT) as layer:
+        for path in walk(root):
+            info = layer.gettarinfo(str(path), arcname=str(path.relative_to(root)))
+            info.uid = info.gid = 0
+            info.uname = info.gname = ""
+            info.mtime = EPOCH
+            if info.isfile():
+                with path.open("rb") as content:
+                    layer.addfile(info, content)
+            else:
+                layer.addfile(info)
+
+
+def top_level_modules(site_packages: Path) -> list[str]:
+    """The importable top-level modules and packages the wheels install; for a namespace
+    package (google), the regular packages inside it (google.protobuf)."""
+    names = []
+    for entry in sorted(site_packages.iterdir()):
+        name = entry.name.split(".", 1)[0]
+        if not name.isidentifier() or name.startswith("__"):
+            continue  # *.dist-info, __pycache__, pex's __main__.py
+        if entry.is_dir():
+            if (entry / "__init__.py").is_file():
+                names.append(name)
+            else:
+                names.extend(
+                    f"{name}.{child.name}"
+                    for child in sorted(entry.iterdir())
+                    if (child / "__init__.py").is_file()
+                )
+        elif entry.suffix in (".py", ".so"):
+            names.append(name)
+    return names
+
+
+def record_imports(venv: Path, prefix: Path, names: Sequence[str]) -> list[Path]:
+    with tempfile.TemporaryDirectory(prefix="imports-") as scratch:
+        record = Path(scratch) / "modules.txt"
+        # The flags of the venv's own #! line; bytecode comes from the build cache and
+        # none is written.
+        python = [str(venv / "bin/python3.11"), "-sE", "-B", "-X", f"pycache_prefix={prefix}"]
+        result = subprocess.run(
+            [*python, "-c", IMPORTER, str(record), *names],
+            env={"PATH": "/usr/bin", "LANG": "C.UTF-8"},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if result.returncode != 0 or not record.is_file():
+            raise LayerError(f"importing the third-party packages failed:\n{result.stderr}")
+        for line in result.stderr.splitlines():
+            print(f"deps: warning: cannot import {line}")
         return sorted({Path(line) for line in record.read_text().splitlines()})
 
 
-def command_bytecode(args: argparse.Namespace) -> None:
-    out: Path = args.out
-    modules = record_imports(args.venv, args.prefix, args.timeout)
+def add_bytecode(venv: Path, prefix: Path, out: Path) -> None:
+    """Add to `out` the bytecode of what the third-party packages import, from the
+    standard library and from themselves. It depends on the wheels alone, so the deps
+    layer stays as it is when sources change; the few modules only first-party code
+    imports are compiled when the service starts."""
+    names = top_level_modules(venv / SITE_PACKAGES)
+    modules = record_imports(venv, prefix, names)
     # The cache holds the standard library and the wheels, never first-party code.
     copied = {"stdlib": 0, "third-party": 0}
     for path in modules:
-        cached = cached_pyc(path, args.prefix)
+        cached = cached_pyc(path, prefix)
         if path.suffix != ".py" or not cached.is_file():
             continue
         target = out / Path(importlib.util.cache_from_source(str(path))).relative_to("/")
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(cached, target)
         copied["stdlib" if path.is_relative_to(STDLIB) else "third-party"] += 1
-    normalise(out)
     print(
-        f"bytecode: {len(modules)} modules imported at start-up; bytecode for "
-        f"{copied['stdlib']} standard-library and {copied['third-party']} third-party ones"
+        f"deps: importing {len(names)} third-party packages loads {len(modules)} modules; "
+        f"bytecode for {copied['stdlib']} standard-library and {copied['third-party']} "
+        "third-party ones"
     )
-
-
-def command_build_info(args: argparse.Namespace) -> None:
-    info = {key: os.environ.get(variable, "") for key, variable in BUILD_INFO.items()}
-    path: Path = args.out / "etc/meridian/build.json"
-    path.parent.mkdir(parents=True)
-    path.write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
-    normalise(args.out)
-    print(f"build-info: {info}")
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -433,6 +425,13 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 
     pycache = commands.add_parser("pycache", help="compile the standard library into a cache")
     pycache.add_argument("prefix", type=Path, help="the cache (like PYTHONPYCACHEPREFIX)")
+    pycache.add_argument(
+        "--dockerfile",
+        nargs=2,
+        type=Path,
+        metavar=("WORKSPACE", "USED"),
+        help="fail unless the Dockerfile being built is the workspace's",
+    )
     pycache.set_defaults(handler=command_pycache)
 
     deps = commands.add_parser("deps", help="install the third-party PEX as a venv")
@@ -445,26 +444,10 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     srcs = commands.add_parser("srcs", help="lay out and compile the first-party PEX")
     srcs.add_argument("pex", type=Path)
     srcs.add_argument("venv", type=Path, help="the venv the sources are for")
-    srcs.add_argument("out", type=Path, help="tree for the sources layer")
-    srcs.add_argument(
-        "--dockerfile",
-        nargs=2,
-        type=Path,
-        metavar=("WORKSPACE", "USED"),
-        help="fail unless the Dockerfile being built is the workspace's",
-    )
+    srcs.add_argument("out", type=Path, help="the sources layer, a tarball")
+    srcs.add_argument("--service", required=True, help="the service's name, for build.json")
     srcs.set_defaults(handler=command_srcs)
 
-    bytecode = commands.add_parser("bytecode", help="collect what the service imports")
-    bytecode.add_argument("venv", type=Path)
-    bytecode.add_argument("prefix", type=Path, help="the bytecode cache")
-    bytecode.add_argument("out", type=Path, help="tree for the bytecode layer")
-    bytecode.add_argument("--timeout", type=float, default=60.0)
-    bytecode.set_defaults(handler=command_bytecode)
-
-    build_info = commands.add_parser("build-info", help="write the build metadata as JSON")
-    build_info.add_argument("out", type=Path, help="tree for the build-info layer")
-    build_info.set_defaults(handler=command_build_info)
     return parser.parse_args(argv)
 
 

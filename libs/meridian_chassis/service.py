@@ -14,6 +14,7 @@ from types import FrameType
 import uvicorn
 from starlette.routing import BaseRoute
 
+from meridian.platform.v1.service_info_pb2 import ServiceInfo
 from meridian_chassis.buildinfo import service_info
 from meridian_chassis.checks import checks_for
 from meridian_chassis.config import ConfigError, Settings, load_settings
@@ -63,10 +64,10 @@ class _DrainingServer(uvicorn.Server):
         self.should_exit = True
 
 
-def serve(spec: ServiceSpec, settings: Settings, environ: Mapping[str, str]) -> None:
+def serve(spec: ServiceSpec, settings: Settings, info: ServiceInfo) -> None:
     lifecycle = Lifecycle()
     app = create_app(
-        info=service_info(spec.name, environ),
+        info=info,
         lifecycle=lifecycle,
         checks=checks_for(settings),
         check_timeout=settings.readiness_timeout_seconds,
@@ -106,8 +107,9 @@ def run(spec: ServiceSpec, environ: Mapping[str, str] | None = None) -> None:
     env = os.environ if environ is None else environ
     try:
         settings = load_settings(env, spec.dependencies)
+        info = service_info(spec.name, env)
     except ConfigError as error:
         print(f"{spec.name}: {error}", file=sys.stderr)
         sys.exit(CONFIG_ERROR_EXIT_CODE)
     configure_logging(spec.name, settings.log_level)
-    serve(spec, settings, env)
+    serve(spec, settings, info)

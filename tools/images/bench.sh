@@ -50,7 +50,7 @@ cd "${repo_root}"
 [[ -f "services/${package}/BUILD" ]] || die "services/${package} is not a service"
 service="${package//_/-}"
 target="services/${package}:image"
-readonly layer_names=(base deps bytecode srcs build)
+readonly layer_names=(base deps srcs)
 
 use_engine
 use_build_metadata
