@@ -107,9 +107,8 @@ def _service_image(package, pex_overrides):
         instructions=_service_dockerfile(),
         dependencies=[":runtime", ":image-srcs-layer"],
         repository=f"meridian/{service}",
-        # `dev` is what local clusters deploy; the others identify the commit.
+        # What CI tests, scans and pushes: the commit and the version.
         image_tags=[
-            "dev",
             "{build_args.MERIDIAN_BUILD_REVISION}",
             "{build_args.MERIDIAN_BUILD_VERSION}",
         ],
@@ -118,5 +117,22 @@ def _service_image(package, pex_overrides):
             f"SRCS_LAYER={srcs_layer}",
             f"MERIDIAN_SERVICE={service}",
             *_BUILD_METADATA,
+        ],
+    )
+    # What local clusters run (Tilt, overlays/dev): the image plus live_update support.
+    docker_image(
+        name="dev-image",
+        instructions=_service_dockerfile(),
+        target_stage="dev",
+        dependencies=[":image", ":runtime", "deployments/docker:context"],
+        repository=f"meridian/{service}",
+        image_tags=["dev"],
+        skip_push=True,
+        # RUNTIME_IMAGE too, though this stage does not use it: Pants 2.17 pairs the FROM
+        # arguments it resolves with their names by position, and skips the ones that
+        # are not addresses, so every FROM argument before SERVICE_IMAGE must be one.
+        extra_build_args=[
+            f"RUNTIME_IMAGE={directory}:runtime",
+            f"SERVICE_IMAGE={directory}:image",
         ],
     )

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Tilt custom_build command (see Tiltfile): builds services/<pkg>'s image with Pants
+# Tilt custom_build command (see Tiltfile): builds services/<pkg>'s dev image with Pants
 # and tags it as $EXPECTED_REF, the name Tilt deploys.
 #
 #   tools/tilt-build-image.sh services/<pkg>
@@ -16,7 +16,7 @@ target="${1:?usage: tools/tilt-build-image.sh services/<pkg>}"
 pkg="$(basename "$target")"
 # A Docker daemon when there is one, else Podman; then the base and this image.
 eval "$(tools/images/engine.sh env)"
-tools/images/build.sh --no-lint --no-sbom "$target:image"
+tools/images/build.sh --no-lint --no-sbom "$target:dev-image"
 docker tag "meridian/${pkg//_/-}:dev" "$EXPECTED_REF"
 if [ -n "${EXPECTED_REGISTRY:-}" ]; then
   docker push "$EXPECTED_REF"

@@ -62,7 +62,8 @@ TILTFILE = Path("Tiltfile")
 PROCESSES = Path("deployments/local/processes.yaml")
 DEV_OVERLAY = "deployments/k8s/overlays/dev"
 SITE_PACKAGES = "/app/lib/python3.11/site-packages/"
-IMAGE_DEPS = {"libs", "3rdparty/python", "deployments/docker"}
+REBUILD_DEPS = ["api/proto", "3rdparty/python", "deployments/docker", "build-support"]
+IMAGE_DEPS = {"libs/meridian_chassis", *REBUILD_DEPS}
 SERVICE_PORTS = {"current-account": 8081, "financial-accounting": 8082, "position-keeping": 8083}
 BACKING_PORTS = {
     "cockroachdb": {26257: 26257, 8090: 8080},
@@ -237,8 +238,8 @@ def test_every_service_is_built_with_pants_and_live_updated(cluster: Tilt) -> No
         assert build["command"] == f"tools/tilt-build-image.sh services/{pkg}"
         assert set(build["deps"]) == {f"services/{pkg}"} | IMAGE_DEPS
         first, *steps = build["live_update"]
-        assert first == {"fn": "fall_back_on", "files": ["3rdparty/python", "deployments/docker"]}
-        # The runtime image has no shell: only syncs, no run() steps or entrypoint override.
+        assert first == {"fn": "fall_back_on", "files": REBUILD_DEPS}
+        # The dev image has tar and rm stand-ins but no shell: only syncs, no run() steps.
         assert [s["fn"] for s in steps] == ["sync"] * len(steps)
         assert not build.get("entrypoint")
         assert {s["local_path"]: s["remote_path"] for s in steps if s["fn"] == "sync"} == {

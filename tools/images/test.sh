@@ -13,6 +13,10 @@
 #   - the service process is uid/gid 65532, cannot write / and can write /tmp
 #   - no shell: --entrypoint /bin/sh (and bash, dash) fails
 #   - stops cleanly (exit 0) on SIGTERM
+# and for each dev image (:dev-image, what Tilt deploys), live update as Tilt does it:
+#   - a changed main.py sent through `tar -C / -x -f -` in the running container
+#     replaces the image's copy, the service restarts itself (MERIDIAN_RELOAD=1) and
+#     serves the change; `rm -rf` removes a synced file
 set -euo pipefail
 # shellcheck source=tools/images/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -162,9 +166,62 @@ raise SystemExit(1)'
   check "stops with exit code 0 on SIGTERM" equals "$(docker inspect --format '{{.State.ExitCode}}' "${container}")" 0
 }
 
+# A tarball as Tilt's live_update sends it: the synced directory, then its files, named
+# by their path in the container without the leading slash.
+sync_archive() { # sync_archive DIRECTORY NAME CONTENT
+  python3 - "$@" <<'EOF'
+import io, sys, tarfile, time
+directory, name, content = sys.argv[1].lstrip("/"), sys.argv[2], sys.argv[3].encode()
+with tarfile.open(fileobj=sys.stdout.buffer, mode="w|") as out:
+    folder = tarfile.TarInfo(directory)
+    folder.type, folder.mode, folder.mtime = tarfile.DIRTYPE, 0o755, time.time()
+    out.addfile(folder)
+    member = tarfile.TarInfo(f"{directory}/{name}")
+    member.size, member.mode, member.mtime = len(content), 0o644, time.time()
+    out.addfile(member, io.BytesIO(content))
+EOF
+}
+
+# Empty while the service restarts.
+version_name() { json_field "$(curl -s --max-time 5 "$1/version")" name 2>/dev/null || true; }
+
+wait_version_name() { # wait_version_name URL NAME: until /version names NAME, or 30 s
+  local deadline=$((SECONDS + 30))
+  until [[ "$(version_name "$1")" == "$2" ]]; do
+    ((SECONDS < deadline)) || return 1
+    sleep 0.2
+  done
+}
+
+test_dev_image() {
+  local package="$1" service="${1//_/-}" image container base main synced
+  local package_dir="/app/lib/python3.11/site-packages/$1"
+  image="$(built_image_id "services.${package}" dev-image)"
+  echo "meridian/${service}:dev (${image:0:12}): live update as Tilt does it"
+  # As overlays/dev runs it: root filesystem writable, the service reloading itself.
+  local dev_args=("${run_service_args[@]/--read-only/--tmpfs=/run}")
+  container="$(docker run -d "${dev_args[@]}" -e MERIDIAN_RELOAD=1 "${image}")"
+  containers+=("${container}")
+  base="http://127.0.0.1:$(host_port "${container}")"
+  check "/health/live 200" wait_live "${base}/health/live" || return 0
+  main="$(cat "${repo_root}/services/${package}/main.py")"
+  synced="${main/name=\"${service}\"/name=\"${service}-synced\"}"
+  check "the edit to sync changes the service's name" test "${synced}" != "${main}"
+  check "tar -C / -x -f - replaces main.py in site-packages" \
+    docker exec -i "${container}" tar -C / -x -f - < <(sync_archive "${package_dir}" main.py "${synced}")
+  check "the service restarts itself and serves the synced code" \
+    wait_version_name "${base}" "${service}-synced"
+  docker exec -i "${container}" tar -C / -x -f - < <(sync_archive "${package_dir}" obsolete.py "")
+  check "rm -rf removes a synced file" docker exec "${container}" rm -rf "${package_dir}/obsolete.py"
+  check "  ... and it is gone" in_container "${container}" \
+    "import os, sys; sys.exit(os.path.exists('${package_dir}/obsolete.py'))"
+  docker rm -f "${container}" >/dev/null
+}
+
 for package in "${packages[@]}"; do
   [[ -f "${repo_root}/services/${package}/BUILD" ]] || die "services/${package} is not a service"
   test_image "${package}"
+  test_dev_image "${package}"
 done
 
 if ((failures)); then
