@@ -12,10 +12,10 @@
 #                which layers changed (only srcs should), and after the change is
 #                reverted (always, by a trap) whether the rebuilt image is the original
 #   4. repro     the same commit built again in an independent, empty image store
-#                (a second Podman service): base, deps, bytecode and srcs layer digests
+#                (a second Podman service): base, deps and srcs layer digests
 #                compared (skipped with a Docker daemon, or with --skip-independent)
 #   5. start-up  container start to /health/live and /health/startup, median of N runs,
-#                with the image's bytecode layer, without its standard-library part,
+#                with the image's start-up bytecode, without its standard-library part,
 #                and without any of it
 #
 # Run `make docker` (tools/images/build.sh) first.
