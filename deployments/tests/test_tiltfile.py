@@ -238,7 +238,8 @@ def test_every_service_is_built_with_pants_and_live_updated(cluster: Tilt) -> No
         assert build["command"] == f"tools/tilt-build-image.sh services/{pkg}"
         assert set(build["deps"]) == {f"services/{pkg}"} | IMAGE_DEPS
         first, *steps = build["live_update"]
-        assert first == {"fn": "fall_back_on", "files": REBUILD_DEPS}
+        assert first == {"fn": "fall_back_on", "files": [*REBUILD_DEPS, f"services/{pkg}/BUILD"]}
+        assert "**/*_test.py" in build["ignore"], "editing a test must not touch the image"
         # The dev image has tar and rm stand-ins but no shell: only syncs, no run() steps.
         assert [s["fn"] for s in steps] == ["sync"] * len(steps)
         assert not build.get("entrypoint")
