@@ -74,14 +74,23 @@ def _service_image(package, pex_overrides):
     pex_binary(name="image-srcs", include_requirements=False, layout="loose", **image_pex)
     dist_dir = directory.replace("/", ".")  # where Pants puts this directory's packages
     srcs_layer = f"{directory}/image-srcs-layer.tar"
+    dev_srcs_layer = f"{directory}/image-srcs-layer-dev.tar"
     # The sources layer is made here, not in the image build: Pants caches it, and the
-    # image build only unpacks it (the step every source edit repeats).
+    # image build only unpacks it (the step every source edit repeats). The dev image's
+    # copy differs only in who owns the packages.
     adhoc_tool(
         name="image-srcs-layer",
         runnable="deployments/docker:layers-tool",
-        args=["srcs", f"{dist_dir}/image-srcs.pex", "/app", srcs_layer, "--service", service],
+        args=[
+            "srcs",
+            f"{dist_dir}/image-srcs.pex",
+            "/app",
+            srcs_layer,
+            f"--dev-out={dev_srcs_layer}",
+            f"--service={service}",
+        ],
         execution_dependencies=[":image-srcs"],
-        output_files=[srcs_layer],
+        output_files=[srcs_layer, dev_srcs_layer],
         workdir="/",
         extra_env_vars=[*_BUILD_METADATA, "SOURCE_DATE_EPOCH"],
     )
@@ -124,15 +133,12 @@ def _service_image(package, pex_overrides):
         name="dev-image",
         instructions=_service_dockerfile(),
         target_stage="dev",
-        dependencies=[":image", ":runtime", "deployments/docker:context"],
+        dependencies=[":runtime", ":image-srcs-layer", "deployments/docker:context"],
         repository=f"meridian/{service}",
         image_tags=["dev"],
         skip_push=True,
-        # RUNTIME_IMAGE too, though this stage does not use it: Pants 2.17 pairs the FROM
-        # arguments it resolves with their names by position, and skips the ones that
-        # are not addresses, so every FROM argument before SERVICE_IMAGE must be one.
         extra_build_args=[
             f"RUNTIME_IMAGE={directory}:runtime",
-            f"SERVICE_IMAGE={directory}:image",
+            f"SRCS_LAYER={dev_srcs_layer}",
         ],
     )

@@ -40,6 +40,7 @@ from pathlib import Path
 EPOCH = int(os.environ.get("SOURCE_DATE_EPOCH", "0"))
 STDLIB = Path("/usr/lib/python3.11")
 SITE_PACKAGES = Path("lib/python3.11/site-packages")
+SERVICE_USER = 65532
 DOCKERFILE = "deployments/docker/Dockerfile"
 # /etc/meridian/build.json key -> the environment variable it comes from.
 BUILD_INFO = {
@@ -331,17 +332,27 @@ def command_srcs(args: argparse.Namespace) -> None:
         build_json.write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
         normalise(root)
         write_layer(root, args.out)
+        if args.dev_out:
+            # Tilt's live_update, running as the service user, replaces these files.
+            write_layer(root, args.dev_out, owned_by_service=tree.relative_to(root))
     print(f"srcs: {len(sources)} first-party modules; build {info}")
 
 
-def write_layer(root: Path, out: Path) -> None:
+def write_layer(root: Path, out: Path, owned_by_service: Path | None = None) -> None:
     """The tree as a tarball that extracts to the same layer every time: sorted entries,
-    owned by root, normalised modes, fixed mtimes (ADD unpacks it as it is)."""
+    owned by root (or, below `owned_by_service`, by the service user), normalised modes,
+    fixed mtimes (ADD unpacks it as it is)."""
     out.parent.mkdir(parents=True, exist_ok=True)
     with tarfile.open(out, "w", format=tarfile.GNU_FORMAT) as layer:
         for path in walk(root):
-            info = layer.gettarinfo(str(path), arcname=str(path.relative_to(root)))
-            info.uid = info.gid = 0
+            relative = path.relative_to(root)
+            info = layer.gettarinfo(str(path), arcname=str(relative))
+            service_owns = owned_by_service is not None and relative.is_relative_to(
+                owned_by_service
+            )
+            info.uid = info.gid = (
+                SERVICE_USER if service_owns and relative != owned_by_service else 0
+            )
             info.uname = info.gname = ""
             info.mtime = EPOCH
             if info.isfile():
@@ -446,6 +457,11 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     srcs.add_argument("venv", type=Path, help="the venv the sources are for")
     srcs.add_argument("out", type=Path, help="the sources layer, a tarball")
     srcs.add_argument("--service", required=True, help="the service's name, for build.json")
+    srcs.add_argument(
+        "--dev-out",
+        type=Path,
+        help="also the dev image's layer: packages owned by the service user",
+    )
     srcs.set_defaults(handler=command_srcs)
 
     return parser.parse_args(argv)

@@ -14,9 +14,9 @@ Extraction replaces each file atomically (the service's reload watcher never see
 half-written module) and leaves existing directories as they are: they belong to
 root, and the service user may only write inside its own packages.
 
-At image build time, `livesync.py install BIN SITE_PACKAGES` creates the two links
-in BIN and gives the first-party packages in SITE_PACKAGES (those no installed
-distribution lists) to the service user.
+At image build time, `livesync.py install BIN` creates the two links in BIN. The dev
+image's sources layer gives the first-party packages to the service user, so that it
+may replace their files.
 """
 
 from __future__ import annotations
@@ -30,7 +30,6 @@ from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 from typing import IO
 
-SERVICE_USER = 65532
 TOOLS = ("tar", "rm")
 # GNU tar's exit status for a fatal error, which Tilt reports as such.
 TAR_FATAL = 2
@@ -162,17 +161,7 @@ def rm_main(argv: Sequence[str]) -> int:
 # --- install (image build time) -------------------------------------------------------
 
 
-def distribution_top_levels(site_packages: Path) -> set[str]:
-    """The top-level names that installed distributions' RECORD files list."""
-    names = set()
-    for record in site_packages.glob("*.dist-info/RECORD"):
-        for line in record.read_text().splitlines():
-            top = line.split(",", 1)[0].split("/", 1)[0]
-            names.add(top.split(".", 1)[0] if top.endswith(".py") else top)
-    return names
-
-
-def install(bin_dir: Path, site_packages: Path) -> list[str]:
+def install(bin_dir: Path) -> None:
     this = Path(__file__).resolve()
     this.chmod(0o755)
     bin_dir.mkdir(parents=True, exist_ok=True)
@@ -180,17 +169,6 @@ def install(bin_dir: Path, site_packages: Path) -> list[str]:
         link = bin_dir / tool
         link.unlink(missing_ok=True)
         link.symlink_to(this)
-    third_party = distribution_top_levels(site_packages)
-    owned = []
-    for entry in sorted(site_packages.iterdir()):
-        stem = entry.name.split(".", 1)[0]
-        if entry.is_dir() and entry.name not in third_party and stem not in third_party:
-            if entry.name.endswith(".dist-info") or entry.name == "__pycache__":
-                continue
-            for path in [entry, *entry.rglob("*")]:
-                os.lchown(path, SERVICE_USER, SERVICE_USER)
-            owned.append(entry.name)
-    return owned
 
 
 def main(argv: Sequence[str]) -> int:
@@ -199,9 +177,9 @@ def main(argv: Sequence[str]) -> int:
         return tar_main(argv[1:])
     if program == "rm":
         return rm_main(argv[1:])
-    if len(argv) == 4 and argv[1] == "install":
-        owned = install(Path(argv[2]), Path(argv[3]))
-        print(f"livesync: {', '.join(TOOLS)} in {argv[2]}; service user owns {owned}")
+    if len(argv) == 3 and argv[1] == "install":
+        install(Path(argv[2]))
+        print(f"livesync: {' and '.join(TOOLS)} in {argv[2]}")
         return 0
     print(__doc__, file=sys.stderr)
     return 1

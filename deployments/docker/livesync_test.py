@@ -124,20 +124,12 @@ def test_rm_without_flags_keeps_directories_and_reports_missing(
     assert b"no such file" in result.stderr
 
 
-def test_install_links_the_tools_and_hands_over_first_party_packages(tmp_path: Path) -> None:
-    if os.geteuid() != 0:
-        pytest.skip("changing file ownership needs root")
+def test_install_links_both_tools_to_itself(tmp_path: Path) -> None:
     script = tmp_path / "lib/livesync.py"
     script.parent.mkdir()
     script.write_bytes(LIVESYNC.read_bytes())
-    site = tmp_path / "site-packages"
-    (site / "ledger").mkdir(parents=True)
-    (site / "ledger/main.py").write_text("")
-    (site / "redis").mkdir()
-    (site / "redis-5.0.dist-info").mkdir()
-    (site / "redis-5.0.dist-info/RECORD").write_text("redis/__init__.py,sha256=x,1\n")
     result = subprocess.run(
-        [sys.executable, "-I", str(script), "install", str(tmp_path / "bin"), str(site)],
+        [sys.executable, "-I", str(script), "install", str(tmp_path / "bin")],
         capture_output=True,
         text=True,
         check=False,
@@ -146,6 +138,3 @@ def test_install_links_the_tools_and_hands_over_first_party_packages(tmp_path: P
     assert (tmp_path / "bin/tar").resolve() == script.resolve()
     assert (tmp_path / "bin/rm").resolve() == script.resolve()
     assert os.access(script, os.X_OK)
-    assert (site / "ledger/main.py").stat().st_uid == 65532
-    assert (site / "ledger").stat().st_gid == 65532
-    assert (site / "redis").stat().st_uid == 0, "third-party packages stay root's"

@@ -1,0 +1,86 @@
+"""`layers.py srcs`, as Pants runs it for every service image: a loose PEX in, the
+sources layer tarballs out."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+
+LAYERS = Path(__file__).with_name("layers.py")
+SITE = "app/lib/python3.11/site-packages"
+
+
+@pytest.fixture()
+def loose_pex(tmp_path: Path) -> Path:
+    pex = tmp_path / "image-srcs.pex"
+    (pex / ".bootstrap/pex").mkdir(parents=True)
+    (pex / ".bootstrap/pex/pex.py").write_text("")
+    (pex / "__main__.py").write_text("")
+    (pex / "PEX-INFO").write_text("{}")
+    (pex / "ledger").mkdir()
+    (pex / "ledger/__init__.py").write_text("")
+    (pex / "ledger/main.py").write_text("def main() -> None:\n    pass\n")
+    (pex / "ledger/main.pyi").write_text("def main() -> None: ...\n")
+    return pex
+
+
+def build(pex: Path, out: Path) -> tuple[Path, Path]:
+    """Runs it as Pants does (adhoc_tool), the build metadata in the environment."""
+    layer, dev = out / "layer.tar", out / "layer-dev.tar"
+    env = {**os.environ, "MERIDIAN_BUILD_REVISION": "0abc123", "MERIDIAN_BUILD_VERSION": "1.2.3"}
+    args = ["srcs", str(pex), "/app", str(layer), f"--dev-out={dev}", "--service=ledger"]
+    result = subprocess.run(
+        [sys.executable, str(LAYERS), *args], env=env, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    return layer, dev
+
+
+def members(layer: Path) -> dict[str, tarfile.TarInfo]:
+    with tarfile.open(layer) as tar:
+        return {m.name: m for m in tar.getmembers()}
+
+
+def test_the_layer_holds_the_code_its_bytecode_and_the_build(
+    loose_pex: Path, tmp_path: Path
+) -> None:
+    layer, _ = build(loose_pex, tmp_path)
+    names = set(members(layer))
+    assert f"{SITE}/ledger/main.py" in names
+    assert f"{SITE}/ledger/__pycache__/main.cpython-311.pyc" in names
+    assert not [n for n in names if "bootstrap" in n or n.endswith(("PEX-INFO", ".pyi"))]
+    assert not [n for n in names if n.startswith(f"{SITE}/__main__")]
+    with tarfile.open(layer) as tar:
+        build_json = tar.extractfile("etc/meridian/build.json")
+        assert build_json is not None
+        info = json.load(build_json)
+    assert info["service"] == "ledger"
+    assert (info["version"], info["revision"]) == ("1.2.3", "0abc123")
+
+
+def test_the_same_input_gives_the_same_bytes(loose_pex: Path, tmp_path: Path) -> None:
+    (tmp_path / "one").mkdir()
+    (tmp_path / "two").mkdir()
+    first, _ = build(loose_pex, tmp_path / "one")
+    (loose_pex / "ledger/main.py").touch()  # a new mtime, the same content
+    second, _ = build(loose_pex, tmp_path / "two")
+    assert first.read_bytes() == second.read_bytes()
+    assert {(m.uid, m.gid, m.mtime) for m in members(first).values()} == {(0, 0, 0)}
+
+
+def test_the_dev_layer_gives_the_packages_to_the_service_user(
+    loose_pex: Path, tmp_path: Path
+) -> None:
+    layer, dev = build(loose_pex, tmp_path)
+    owners = {name: (m.uid, m.gid) for name, m in members(dev).items()}
+    assert set(owners) == set(members(layer)), "the same entries as the image's layer"
+    assert owners[f"{SITE}/ledger"] == (65532, 65532)
+    assert owners[f"{SITE}/ledger/main.py"] == (65532, 65532)
+    assert owners[SITE] == (0, 0)
+    assert owners["etc/meridian/build.json"] == (0, 0)
