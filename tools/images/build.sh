@@ -57,7 +57,9 @@ use_build_metadata
 ensure_rootfs
 ${lint} && "${repo_root}/tools/images/lint.sh"
 
+all_images=false
 if [[ ${#targets[@]} -eq 0 ]]; then
+  all_images=true
   read -r -a targets <<<"$(./pants --filter-target-type=docker_image list :: | tr '\n' ' ')"
 fi
 say "building ${targets[*]} at ${MERIDIAN_BUILD_REVISION} (version ${MERIDIAN_BUILD_VERSION})"
@@ -67,12 +69,16 @@ say "built in $((SECONDS - started)) s"
 
 ${sbom} && "${repo_root}/tools/images/sbom.sh"
 
-printf '\n%-34s %-14s %9s\n' "image" "id" "size MB"
-printf '%-34s %-14s %9s\n' "meridian/base" "$(base_image_id | cut -c1-12)" \
-  "$(megabytes "$(docker image inspect --format '{{.Size}}' "$(base_image_id)")")"
-for package in $(service_packages); do
-  id="$(image_id "${package}")"
-  printf '%-34s %-14s %9s\n' "meridian/${package//_/-}" "${id:0:12}" \
-    "$(megabytes "$(docker image inspect --format '{{.Size}}' "${id}")")"
-done
+# The table of every image after a full build; a build of chosen targets (Tilt's) only
+# reports them, above.
+if ${all_images}; then
+  printf '\n%-34s %-14s %9s\n' "image" "id" "size MB"
+  printf '%-34s %-14s %9s\n' "meridian/base" "$(base_image_id | cut -c1-12)" \
+    "$(megabytes "$(docker image inspect --format '{{.Size}}' "$(base_image_id)")")"
+  for package in $(service_packages); do
+    id="$(image_id "${package}")"
+    printf '%-34s %-14s %9s\n' "meridian/${package//_/-}" "${id:0:12}" \
+      "$(megabytes "$(docker image inspect --format '{{.Size}}' "${id}")")"
+  done
+fi
 say "check them with tools/images/test.sh (make test-images), which also enforces the size budget"
