@@ -73,6 +73,7 @@ def _service_image(package, pex_overrides):
     # Loose: the sources are copied out as they are, no pex needed to read them.
     pex_binary(name="image-srcs", include_requirements=False, layout="loose", **image_pex)
     dist_dir = directory.replace("/", ".")  # where Pants puts this directory's packages
+    instructions = _service_dockerfile()  # read once for the three images below
     srcs_layer = f"{directory}/image-srcs-layer.tar"
     dev_srcs_layer = f"{directory}/image-srcs-layer-dev.tar"
     # The sources layer is made here, not in the image build: Pants caches it, and the
@@ -98,7 +99,7 @@ def _service_image(package, pex_overrides):
     # inputs, so :image always starts from the runtime built from the same lock.
     docker_image(
         name="runtime",
-        instructions=_service_dockerfile(),
+        instructions=instructions,
         target_stage="runtime",
         # The PEX is named by a build argument, which Pants cannot follow: listed here.
         dependencies=[":image-deps", "deployments/docker:context"],
@@ -113,7 +114,7 @@ def _service_image(package, pex_overrides):
     )
     docker_image(
         name="image",
-        instructions=_service_dockerfile(),
+        instructions=instructions,
         dependencies=[":runtime", ":image-srcs-layer"],
         repository=f"meridian/{service}",
         # What CI tests, scans and pushes: the commit and the version.
@@ -131,7 +132,7 @@ def _service_image(package, pex_overrides):
     # What local clusters run (Tilt, overlays/dev): the image plus live_update support.
     docker_image(
         name="dev-image",
-        instructions=_service_dockerfile(),
+        instructions=instructions,
         target_stage="dev",
         dependencies=[":runtime", ":image-srcs-layer", "deployments/docker:context"],
         repository=f"meridian/{service}",

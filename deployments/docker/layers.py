@@ -61,9 +61,8 @@ TRIM_SUFFIXES = (".pyi", ".pyx", ".pxd", ".pxi")
 TRIM_DIR_SUFFIXES = ("-stubs",)
 TRIM_BIN = ("activate", "activate.csh", "activate.fish", "Activate.ps1")
 
-# Runs in the venv's interpreter: imports each module named on the command line and
-# records every module loaded since. atexit and sys are built in, so all it records
-# was loaded by those imports.
+# Runs in the venv's interpreter: imports each module named on the command line, then
+# records every module loaded: those imports' and the interpreter's own start-up ones.
 IMPORTER = """\
 import importlib, sys
 failed = []
@@ -347,12 +346,8 @@ def write_layer(root: Path, out: Path, owned_by_service: Path | None = None) -> 
         for path in walk(root):
             relative = path.relative_to(root)
             info = layer.gettarinfo(str(path), arcname=str(relative))
-            service_owns = owned_by_service is not None and relative.is_relative_to(
-                owned_by_service
-            )
-            info.uid = info.gid = (
-                SERVICE_USER if service_owns and relative != owned_by_service else 0
-            )
+            below = owned_by_service is not None and owned_by_service in relative.parents
+            info.uid = info.gid = SERVICE_USER if below else 0
             info.uname = info.gname = ""
             info.mtime = EPOCH
             if info.isfile():
