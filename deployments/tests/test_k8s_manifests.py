@@ -223,7 +223,10 @@ def wiring_violations(overlay: str, name: str, dep: Obj) -> list[str]:
     config: dict[str, str] = {}
     for source in app.get("envFrom", []):
         ref = source.get("configMapRef", {}).get("name", "")
-        config.update(objects(overlay, "ConfigMap").get(ref, {}).get("data", {}))
+        config_map = objects(overlay, "ConfigMap").get(ref, {})
+        if not config_map.get("immutable"):
+            v.append(f"ConfigMap {ref} must exist and be immutable (a change makes a new one)")
+        config.update(config_map.get("data", {}))
     v += [f"ConfigMap setting {key} missing" for key in SETTINGS if key not in config]
     if config.get("LOG_LEVEL") not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         v.append(f"LOG_LEVEL {config.get('LOG_LEVEL')!r} invalid")
