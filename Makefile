@@ -28,6 +28,15 @@ run: build ## Run the whole system locally (PostgreSQL, Redis, Kafka, services);
 	set -a; eval "$$(tools/image-tags.sh --env)"; set +a; \
 	  exec python3 dist/libs.meridian_devstack/devstack.pex deployments/local/processes.yaml
 
+.PHONY: service
+service: bootstrap ## Add a service: make service NAME=payment-order [NEEDS=database,redis,kafka] [PORT=8090]
+	@[[ -n "$(NAME)" ]] || { echo "usage: make service NAME=<name-in-dashes> [NEEDS=database,redis,kafka] [PORT=<host port>]" >&2; exit 2; }
+	$(PANTS) run libs/meridian_catalog:catalog -- new "$(NAME)" $(if $(PORT),--port "$(PORT)") --needs "$(NEEDS)"
+
+.PHONY: services
+services: bootstrap ## Refresh what derives from services/*/service.yaml (after editing or deleting a service)
+	$(PANTS) run libs/meridian_catalog:catalog -- generate
+
 .PHONY: docker
 docker: bootstrap ## Build every service image (Docker daemon, or Podman when there is none), lint, SBOMs
 	tools/images/build.sh

@@ -40,7 +40,9 @@ def _service_dockerfile():
 
 def meridian_service(**pex_overrides):
     package = build_file_dir().name
-    python_sources(name="lib")
+    # service.yaml declares the service (port, needs); the chassis reads it at start-up.
+    resource(name="declaration", source="service.yaml")
+    python_sources(name="lib", dependencies=[":declaration"])
     python_tests(name="tests")
     pex_binary(
         name="bin",

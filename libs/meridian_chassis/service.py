@@ -18,6 +18,7 @@ from meridian.platform.v1.service_info_pb2 import ServiceInfo
 from meridian_chassis.buildinfo import service_info
 from meridian_chassis.checks import checks_for
 from meridian_chassis.config import ConfigError, Settings, load_settings
+from meridian_chassis.declaration import load_packaged_declaration
 from meridian_chassis.http import create_app
 from meridian_chassis.lifecycle import Lifecycle, Phase
 from meridian_chassis.logs import configure_logging
@@ -34,6 +35,12 @@ class ServiceSpec:
     name: str
     dependencies: frozenset[str] = frozenset()
     routes: Sequence[BaseRoute] = field(default_factory=tuple)
+
+
+def declared_service(package: str, routes: Sequence[BaseRoute] = ()) -> ServiceSpec:
+    """The ServiceSpec that services/<package>/service.yaml declares."""
+    declaration = load_packaged_declaration(package)
+    return ServiceSpec(name=declaration.name, dependencies=declaration.needs, routes=tuple(routes))
 
 
 class _DrainingServer(uvicorn.Server):

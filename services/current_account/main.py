@@ -1,10 +1,8 @@
 """Entry point of the current-account service."""
 
-from meridian_chassis import ServiceSpec, run
+from meridian_chassis import declared_service, run
 
-SERVICE = ServiceSpec(
-    name="current-account", dependencies=frozenset({"database", "redis", "kafka"})
-)
+SERVICE = declared_service("current_account")
 
 
 def main() -> None:

@@ -1,8 +1,8 @@
 """Entry point of the financial-accounting service."""
 
-from meridian_chassis import ServiceSpec, run
+from meridian_chassis import declared_service, run
 
-SERVICE = ServiceSpec(name="financial-accounting", dependencies=frozenset({"database", "kafka"}))
+SERVICE = declared_service("financial_accounting")
 
 
 def main() -> None:

@@ -1,10 +1,8 @@
 """Entry point of the position-keeping service."""
 
-from meridian_chassis import ServiceSpec, run
+from meridian_chassis import declared_service, run
 
-SERVICE = ServiceSpec(
-    name="position-keeping", dependencies=frozenset({"database", "redis", "kafka"})
-)
+SERVICE = declared_service("position_keeping")
 
 
 def main() -> None:

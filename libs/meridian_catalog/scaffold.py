@@ -1,0 +1,120 @@
+"""`make service NAME=<name>`: a new service directory, and every derived file updated.
+
+Everything is validated and rendered before anything is written, so a bad name, a taken
+port or a broken declaration elsewhere changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from meridian_catalog.catalog import SERVICES_DIR, check_unique_ports, load_catalog
+from meridian_catalog.derived import write_derived
+from meridian_chassis.declaration import (
+    DECLARATION_FILE,
+    DEPENDENCIES,
+    DNS_LABEL,
+    Declaration,
+    DeclarationError,
+)
+
+FIRST_PORT = 8081
+
+
+class ScaffoldError(Exception):
+    """The new service cannot be created as asked; nothing was written."""
+
+
+def _files(declaration: Declaration) -> dict[str, str]:
+    name, package = declaration.name, declaration.package
+    needs = ", ".join(sorted(declaration.needs))
+    return {
+        "BUILD": "meridian_service()\n",
+        "__init__.py": "",
+        DECLARATION_FILE: (
+            f"# The {name} service: its host port in `make run` and Tilt, and the backing\n"
+            "# services it needs (any of database, redis, kafka). After editing, run\n"
+            "# `make services`.\n"
+            f"port: {declaration.port}\n"
+            f"needs: [{needs}]\n"
+        ),
+        "main.py": (
+            f'"""Entry point of the {name} service."""\n'
+            "\n"
+            "from meridian_chassis import declared_service, run\n"
+            "\n"
+            f'SERVICE = declared_service("{package}")\n'
+            "\n"
+            "\n"
+            "def main() -> None:\n"
+            "    run(SERVICE)\n"
+            "\n"
+            "\n"
+            'if __name__ == "__main__":\n'
+            "    main()\n"
+        ),
+        "main_test.py": (
+            f"from {package}.main import SERVICE\n"
+            "from meridian_testing.contract import check_service_contract\n"
+            "\n"
+            "\n"
+            "def test_service_contract() -> None:\n"
+            f'    check_service_contract(SERVICE, "{package}.main")\n'
+        ),
+    }
+
+
+def _declaration(
+    root: Path, name: str, port: int | None, needs: Iterable[str]
+) -> tuple[Declaration, list[Declaration]]:
+    if not DNS_LABEL.match(name) or "--" in name:
+        raise ScaffoldError(
+            f"NAME={name!r} is not a valid service name: use lowercase letters, digits and "
+            "single dashes, starting with a letter and ending with a letter or digit, at most "
+            "63 characters (e.g. NAME=payment-order)"
+        )
+    package = name.replace("-", "_")
+    try:
+        catalog = load_catalog(root)
+    except DeclarationError as error:
+        raise ScaffoldError(f"fix the existing services first: {error}") from None
+    if (
+        any(existing.name == name for existing in catalog)
+        or (root / SERVICES_DIR / package).exists()
+    ):
+        raise ScaffoldError(f"services/{package} already exists: {name} is taken")
+    needs = sorted(set(needs))
+    unknown = [need for need in needs if need not in DEPENDENCIES]
+    if unknown:
+        raise ScaffoldError(
+            f"NEEDS names {', '.join(unknown)}; choose from {', '.join(DEPENDENCIES)} "
+            "(comma-separated, e.g. NEEDS=database,redis)"
+        )
+    if port is None:
+        port = max([FIRST_PORT - 1, *(existing.port for existing in catalog)]) + 1
+    if not 1024 <= port <= 65535:
+        raise ScaffoldError(f"PORT={port} must be from 1024 to 65535")
+    declaration = Declaration(name=name, package=package, port=port, needs=frozenset(needs))
+    try:
+        check_unique_ports([*catalog, declaration])
+    except DeclarationError as error:
+        raise ScaffoldError(f"PORT={port} is taken: {error}") from None
+    return declaration, sorted([*catalog, declaration], key=lambda d: d.name)
+
+
+def create_service(
+    root: Path,
+    name: str,
+    port: int | None,
+    needs: Iterable[str],
+    say: Callable[[str], None],
+) -> Declaration:
+    declaration, catalog = _declaration(root, name, port, needs)
+    directory = root / SERVICES_DIR / declaration.package
+    directory.mkdir(parents=True)
+    for filename, content in _files(declaration).items():
+        (directory / filename).write_text(content)
+        say(f"wrote   {SERVICES_DIR}/{declaration.package}/{filename}")
+    write_derived(root, catalog, say)
+    return declaration

@@ -1,0 +1,85 @@
+"""A service's declaration: services/<package>/service.yaml, the one place that says
+what the service is called, which host port it gets locally and what it needs.
+
+The chassis reads it from the service's package (it ships inside the PEX); the platform
+tooling (meridian_catalog) reads the same file to derive the local stack, the
+Kubernetes manifests and Tilt's resources, so nothing else repeats it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+import yaml
+
+DECLARATION_FILE = "service.yaml"
+DEPENDENCIES = ("database", "redis", "kafka")
+# An RFC 1123 DNS label: Kubernetes object names, Service hostnames.
+DNS_LABEL = re.compile(r"^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")
+EXPECTED_FORM = (
+    "a mapping like\n"
+    "    port: 8084              # host port in `make run` and Tilt, 1024-65535\n"
+    "    needs: [database, redis, kafka]   # any of these, or []"
+)
+
+
+class DeclarationError(Exception):
+    """A service declaration is missing or malformed; the message names file and field."""
+
+
+@dataclass(frozen=True)
+class Declaration:
+    name: str
+    package: str
+    port: int
+    needs: frozenset[str]
+
+
+def service_name(package: str) -> str:
+    return package.replace("_", "-")
+
+
+def parse_declaration(package: str, text: str, where: str) -> Declaration:
+    """Validate one declaration's text; `where` names the file in errors."""
+    try:
+        document: Any = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise DeclarationError(f"{where}: not valid YAML ({error})") from None
+    if not isinstance(document, dict):
+        raise DeclarationError(f"{where}: expected {EXPECTED_FORM}")
+    unknown = sorted(set(document) - {"port", "needs"})
+    if unknown:
+        raise DeclarationError(
+            f"{where}: unknown field(s) {', '.join(unknown)}; expected {EXPECTED_FORM}"
+        )
+    port = document.get("port")
+    if not isinstance(port, int) or isinstance(port, bool) or not 1024 <= port <= 65535:
+        raise DeclarationError(f"{where}: `port` must be a number from 1024 to 65535, got {port!r}")
+    needs = document.get("needs", [])
+    if not isinstance(needs, list) or not all(need in DEPENDENCIES for need in needs):
+        raise DeclarationError(
+            f"{where}: `needs` must be a list of {', '.join(DEPENDENCIES)}, got {needs!r}"
+        )
+    name = service_name(package)
+    if not DNS_LABEL.match(name):
+        raise DeclarationError(
+            f"{where}: the package name {package!r} gives the service name {name!r}, which is "
+            "not a DNS label (lowercase letters, digits and underscores, starting with a "
+            "letter, at most 63 characters)"
+        )
+    return Declaration(name=name, package=package, port=port, needs=frozenset(needs))
+
+
+def load_packaged_declaration(package: str) -> Declaration:
+    """The declaration that ships inside `package` (services/<package>/service.yaml)."""
+    try:
+        text = resources.files(package).joinpath(DECLARATION_FILE).read_text()
+    except FileNotFoundError:
+        raise DeclarationError(
+            f"{package}/{DECLARATION_FILE} is missing; every service declares itself there "
+            f"({EXPECTED_FORM})"
+        ) from None
+    return parse_declaration(package, text, f"{package}/{DECLARATION_FILE}")
