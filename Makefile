@@ -49,6 +49,10 @@ test-images: ## Run each image: health, /version SHA, uid 65532, read-only root,
 bench-images: ## Print image sizes, one-line-change rebuild time and layer digest stability
 	tools/images/bench.sh
 
+.PHONY: bench-scale
+bench-scale: bootstrap ## Measure build, tests, manifests, Tilt and `make run` at today's services and at 30
+	$(PANTS) run libs/meridian_catalog:bench-scale
+
 .PHONY: deploy-local
 deploy-local: ## Run the stack on a local Kubernetes cluster (kind, k3d, minikube...) with Tilt
 	@command -v tilt >/dev/null || { echo "tilt is not installed: run tools/install-dev-tools.sh" >&2; exit 1; }
