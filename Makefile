@@ -53,6 +53,10 @@ bench-images: ## Print image sizes, one-line-change rebuild time and layer diges
 bench-scale: bootstrap ## Measure build, tests, manifests, Tilt and `make run` at today's services and at 30
 	$(PANTS) run libs/meridian_catalog:bench-scale
 
+.PHONY: bench-health
+bench-health: bootstrap ## Load the health endpoints of a service on real servers: req/s, p99, connections, start-up time
+	$(PANTS) run libs/meridian_bench:health -- $(BENCH_ARGS)
+
 .PHONY: deploy-local
 deploy-local: ## Run the stack on a local Kubernetes cluster (kind, k3d, minikube...) with Tilt
 	@command -v tilt >/dev/null || { echo "tilt is not installed: run tools/install-dev-tools.sh" >&2; exit 1; }

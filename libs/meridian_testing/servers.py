@@ -107,11 +107,35 @@ class Server:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
 
+def _install_private(source: Path, target: Path, owner: str | None) -> Path:
+    """Copy a key or certificate where a server run as `owner` may read it (mode 0600)."""
+    shutil.copyfile(source, target)
+    target.chmod(0o600)
+    if owner is not None:
+        entry = pwd.getpwnam(owner)
+        os.chown(target, entry.pw_uid, entry.pw_gid)
+    return target
+
+
 class PostgresServer(Server):
-    def __init__(self, port: int, workdir: Path) -> None:
+    """`settings` become `-c name=value` options, e.g. {"log_connections": "on"}."""
+
+    def __init__(
+        self, port: int, workdir: Path, settings: dict[str, str] | None = None
+    ) -> None:
         super().__init__("postgresql", port, workdir)
         self.user = _unprivileged_user()
         self.datadir = workdir / "data"
+        self.settings = dict(settings or {})
+        self.host = "127.0.0.1"
+
+    def enable_tls(self, cert: Path, key: Path) -> None:
+        """Serve TLS with this certificate (before `start`); clients may still choose plain."""
+        self.settings.update(
+            ssl="on",
+            ssl_cert_file=str(_install_private(cert, self.workdir / "server.crt", self.user)),
+            ssl_key_file=str(_install_private(key, self.workdir / "server.key", self.user)),
+        )
 
     def _as_user(self, argv: list[str]) -> list[str]:
         if self.user is None:
@@ -145,11 +169,12 @@ class PostgresServer(Server):
                 "-k", str(self.workdir),
                 "-c", "listen_addresses=127.0.0.1",
                 "-c", "fsync=off",
+                *(arg for item in self.settings.items() for arg in ("-c", "=".join(item))),
             ]
         )  # fmt: skip
 
     def url(self, database: str = "postgres") -> str:
-        return f"postgresql://meridian@127.0.0.1:{self.port}/{database}"
+        return f"postgresql://meridian@{self.host}:{self.port}/{database}"
 
     def ensure_database(self, name: str) -> None:
         if not name.isidentifier():
@@ -172,25 +197,43 @@ class PostgresServer(Server):
 class RedisServer(Server):
     def __init__(self, port: int, workdir: Path) -> None:
         super().__init__("redis", port, workdir)
+        self.tls: tuple[Path, Path, Path] | None = None
+        self.extra_args: list[str] = []
+        self.host = "127.0.0.1"
+
+    def enable_tls(self, cert: Path, key: Path, ca: Path) -> None:
+        """Serve only TLS on the port (before `start`); client certificates not required."""
+        self.tls = (cert, key, ca)
+
+    def add_user(self, name: str, password: str) -> None:
+        """An ACL user with every permission (before `start`)."""
+        self.extra_args += ["--user", name, "on", f">{password}", "~*", "&*", "+@all"]
 
     def command(self) -> list[str]:
         redis = require_binary(
             "redis-server", "install Redis (Debian: apt-get install redis-server)"
         )
+        if self.tls is None:
+            listener = ["--port", str(self.port)]
+        else:
+            cert, key, ca = self.tls
+            listener = [
+                "--port", "0", "--tls-port", str(self.port),
+                "--tls-cert-file", str(cert), "--tls-key-file", str(key),
+                "--tls-ca-cert-file", str(ca), "--tls-auth-clients", "no",
+            ]  # fmt: skip
         return [
             redis,
-            "--port",
-            str(self.port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ]
+            *listener,
+            "--bind", "127.0.0.1",
+            "--save", "",
+            "--appendonly", "no",
+            *self.extra_args,
+        ]  # fmt: skip
 
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        scheme = "redis" if self.tls is None else "rediss"
+        return f"{scheme}://{self.host}:{self.port}/0"
 
 
 def tansu_binary() -> str:
@@ -210,21 +253,22 @@ def tansu_binary() -> str:
 class KafkaServer(Server):
     """tansu speaks the Kafka wire protocol; in-memory storage suits tests and local runs."""
 
-    def __init__(self, port: int, workdir: Path) -> None:
+    def __init__(self, port: int, workdir: Path, advertised_port: int | None = None) -> None:
         super().__init__("kafka", port, workdir)
+        # A different advertised port puts a relay (e.g. a connection counter) in front.
+        self.advertised_port = advertised_port or port
 
     def command(self) -> list[str]:
-        listener = f"tcp://127.0.0.1:{self.port}"
         return [
             tansu_binary(),
             "broker",
-            "--listener-url", listener,
-            "--advertised-listener-url", listener,
+            "--listener-url", f"tcp://127.0.0.1:{self.port}",
+            "--advertised-listener-url", f"tcp://127.0.0.1:{self.advertised_port}",
             "--storage-engine", "memory://tansu/",
         ]  # fmt: skip
 
     def bootstrap_servers(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        return f"127.0.0.1:{self.advertised_port}"
 
 
 @dataclass

@@ -1,0 +1,1 @@
+"""Benchmarks that print numbers: load on the health endpoints, start-up time."""
