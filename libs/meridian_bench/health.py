@@ -23,13 +23,14 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
 import redis
 
 from meridian_bench.load import LoadResult, generate_load
 from meridian_bench.relay import CountingRelay, counting_relay
 from meridian_testing.process import child_environment
-from meridian_testing.servers import KafkaServer, PostgresServer, RedisServer, free_port
+from meridian_testing.servers import KafkaServer, PostgresServer, RedisServer, Server, free_port
 
 ENDPOINTS = ("/health/live", "/health/ready", "/health/startup")
 SERVICE_CODE = "from current_account.main import main; main()"
@@ -38,7 +39,7 @@ SERVICE_CODE = "from current_account.main import main; main()"
 @dataclass
 class Backing:
     database: PostgresServer
-    redis: RedisServer
+    cache: RedisServer
     kafka: KafkaServer
     relay: CountingRelay
     redis_client: redis.Redis
@@ -46,14 +47,15 @@ class Backing:
     def environment(self) -> dict[str, str]:
         return {
             "DATABASE_URL": self.database.url(),
-            "REDIS_URL": self.redis.url(),
+            "REDIS_URL": self.cache.url(),
             "KAFKA_BOOTSTRAP_SERVERS": self.kafka.bootstrap_servers(),
         }
 
     def connections(self) -> dict[str, int]:
         """Connections each server has accepted so far, as the server (or relay) counts them."""
         log = (self.database.workdir / "postgresql.log").read_text(errors="replace")
-        stats = self.redis_client.info("stats")
+        # The synchronous client's type is shared with the asyncio one (awaitable or not).
+        stats = cast(dict[str, Any], self.redis_client.info("stats"))
         return {
             "postgres": log.count("connection received:"),
             "redis": int(stats["total_connections_received"]),
@@ -67,7 +69,7 @@ def backing_servers(root: Path) -> Iterator[Backing]:
     cache = RedisServer(free_port(), root / "redis")
     relay_port = free_port()
     broker = KafkaServer(free_port(), root / "kafka", advertised_port=relay_port)
-    servers = (database, cache, broker)
+    servers: tuple[Server, ...] = (database, cache, broker)
     try:
         for server in servers:
             server.workdir.mkdir(parents=True)

@@ -43,9 +43,7 @@ def _content_length(head: bytes) -> tuple[int, int]:
     raise ValueError("response without Content-Length")
 
 
-async def _connection(
-    host: str, port: int, path: str, deadline: float, result: LoadResult
-) -> None:
+async def _connection(host: str, port: int, path: str, deadline: float, result: LoadResult) -> None:
     request = f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode()
     reader: asyncio.StreamReader | None = None
     writer: asyncio.StreamWriter | None = None
@@ -80,10 +78,7 @@ async def generate_load(
     started = time.monotonic()
     result = LoadResult(seconds=seconds)
     await asyncio.gather(
-        *(
-            _connection(host, port, path, started + seconds, result)
-            for _ in range(connections)
-        )
+        *(_connection(host, port, path, started + seconds, result) for _ in range(connections))
     )
     result.seconds = time.monotonic() - started
     return result

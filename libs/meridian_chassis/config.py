@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import TypeVar
 from urllib.parse import urlsplit
+
+from meridian_chassis.transport import TransportSecurity, read_transport_security
 
 T = TypeVar("T")
 
@@ -28,7 +30,7 @@ class ConfigError(Exception):
         super().__init__("invalid configuration:\n" + "\n".join(f"  - {p}" for p in problems))
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class Settings:
     host: str
     port: int
@@ -37,9 +39,12 @@ class Settings:
     redis_url: str | None
     kafka_bootstrap_servers: tuple[str, ...]
     readiness_timeout_seconds: float
+    readiness_cache_seconds: float
     shutdown_delay_seconds: float
     shutdown_grace_seconds: float
     reload: bool
+    access_log_probes: bool = False
+    security: TransportSecurity = dataclasses.field(default_factory=TransportSecurity)
 
 
 def _port(value: str) -> int:
@@ -159,6 +164,9 @@ def load_settings(environ: Mapping[str, str], required: frozenset[str] = frozens
         readiness_timeout_seconds=reader.read(
             "READINESS_TIMEOUT_SECONDS", _positive_float, "a number of seconds > 0", 1.0, False
         ),
+        readiness_cache_seconds=reader.read(
+            "READINESS_CACHE_SECONDS", _non_negative_float, "a number of seconds >= 0", 1.0, False
+        ),
         shutdown_delay_seconds=reader.read(
             "SHUTDOWN_DELAY_SECONDS", _non_negative_float, "a number of seconds >= 0", 0.0, False
         ),
@@ -166,7 +174,13 @@ def load_settings(environ: Mapping[str, str], required: frozenset[str] = frozens
             "SHUTDOWN_GRACE_SECONDS", _positive_float, "a number of seconds > 0", 10.0, False
         ),
         reload=reader.read("MERIDIAN_RELOAD", _flag, "1, 0, true or false", False, False),
+        access_log_probes=reader.read(
+            "ACCESS_LOG_PROBES", _flag, "1, 0, true or false", False, False
+        ),
     )
+    security, problems = read_transport_security(environ, settings.database_url, settings.redis_url)
+    settings = dataclasses.replace(settings, security=security)
+    reader.problems.extend(problems)
     if reader.problems:
         raise ConfigError(reader.problems)
     return settings

@@ -1,6 +1,9 @@
+from pathlib import Path
+
 import pytest
 
 from meridian_chassis.config import ConfigError, load_settings
+from meridian_testing.tls import make_ca
 
 ALL = frozenset({"database", "redis", "kafka"})
 GOOD = {
@@ -68,3 +71,115 @@ def test_reports_every_problem_at_once() -> None:
 def test_unknown_dependency_is_a_programming_error() -> None:
     with pytest.raises(ValueError, match="unknown dependencies"):
         load_settings(GOOD, frozenset({"mainframe"}))
+
+
+@pytest.fixture()
+def ca_file(tmp_path: Path) -> str:
+    return str(make_ca(tmp_path, "ca").cert)
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        (
+            {"DATABASE_SSLMODE": "verify-full"},
+            "DATABASE_SSLMODE=verify-full needs DATABASE_SSL_CA_FILE; expected a readable PEM file",
+        ),
+        (
+            {"DATABASE_SSLMODE": "prefer"},
+            "DATABASE_SSLMODE='prefer' is unknown; expected one of disable, require, verify-ca, verify-full",
+        ),
+        (
+            {"DATABASE_SSLMODE": "verify-full", "DATABASE_SSL_CA_FILE": "/nonexistent/ca.pem"},
+            "DATABASE_SSL_CA_FILE='/nonexistent/ca.pem' is not readable (No such file or directory)",
+        ),
+        (
+            {"DATABASE_URL": "postgresql://db:26257/ledger?sslmode=require"},
+            "DATABASE_URL carries sslmode; set DATABASE_SSLMODE",
+        ),
+        (
+            {"REDIS_URL": "rediss://cache:6380/0"},
+            "REDIS_URL uses rediss:// (TLS) but REDIS_SSL_CA_FILE is not set",
+        ),
+        ({"REDIS_USERNAME": "ledger"}, "REDIS_USERNAME is set but REDIS_PASSWORD is not"),
+        (
+            {"KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "KAFKA_SASL_MECHANISM": "PLAIN"},
+            "KAFKA_SASL_MECHANISM='PLAIN' is unknown; expected one of SCRAM-SHA-256, SCRAM-SHA-512",
+        ),
+        (
+            {"KAFKA_SECURITY_PROTOCOL": "SSL"},
+            "KAFKA_SECURITY_PROTOCOL=SSL needs KAFKA_SSL_CA_FILE",
+        ),
+        (
+            {"KAFKA_SECURITY_PROTOCOL": "TLS"},
+            "KAFKA_SECURITY_PROTOCOL='TLS' is unknown; expected one of PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL",
+        ),
+        (
+            {"KAFKA_SASL_USERNAME": "ledger"},
+            "KAFKA_SASL_USERNAME is set but KAFKA_SECURITY_PROTOCOL=PLAINTEXT does not authenticate",
+        ),
+    ],
+)
+def test_transport_security_problems_name_the_variable(
+    extra: dict[str, str], expected: str
+) -> None:
+    with pytest.raises(ConfigError) as error:
+        load_settings({**GOOD, **extra}, ALL)
+    assert expected in str(error.value)
+
+
+def test_sasl_needs_mechanism_and_credentials(ca_file: str) -> None:
+    env = {**GOOD, "KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "KAFKA_SSL_CA_FILE": ca_file}
+    with pytest.raises(ConfigError) as error:
+        load_settings(env, ALL)
+    assert error.value.problems == [
+        "KAFKA_SECURITY_PROTOCOL=SASL_SSL needs KAFKA_SASL_MECHANISM; expected one of "
+        "SCRAM-SHA-256, SCRAM-SHA-512",
+        "KAFKA_SECURITY_PROTOCOL=SASL_SSL needs KAFKA_SASL_USERNAME",
+        "KAFKA_SECURITY_PROTOCOL=SASL_SSL needs KAFKA_SASL_PASSWORD",
+    ]
+
+
+def test_a_file_that_is_not_a_certificate_is_refused(tmp_path: Path) -> None:
+    not_pem = tmp_path / "ca.pem"
+    not_pem.write_text("hello\n")
+    env = {**GOOD, "REDIS_URL": "rediss://cache:6380/0", "REDIS_SSL_CA_FILE": str(not_pem)}
+    with pytest.raises(ConfigError) as error:
+        load_settings(env, ALL)
+    assert f"REDIS_SSL_CA_FILE='{not_pem}' holds no usable certificate" in str(error.value)
+
+
+def test_a_client_certificate_needs_its_key(ca_file: str) -> None:
+    env = {
+        **GOOD,
+        "DATABASE_SSLMODE": "verify-full",
+        "DATABASE_SSL_CA_FILE": ca_file,
+        "DATABASE_SSL_CERT_FILE": ca_file,
+    }
+    with pytest.raises(ConfigError) as error:
+        load_settings(env, ALL)
+    assert "DATABASE_SSL_CERT_FILE and DATABASE_SSL_KEY_FILE must be set together" in str(
+        error.value
+    )
+
+
+def test_complete_tls_settings_are_read(ca_file: str) -> None:
+    env = {
+        **GOOD,
+        "DATABASE_SSLMODE": "verify-full",
+        "DATABASE_SSL_CA_FILE": ca_file,
+        "REDIS_URL": "rediss://cache:6380/0",
+        "REDIS_SSL_CA_FILE": ca_file,
+        "REDIS_USERNAME": "ledger",
+        "REDIS_PASSWORD": "secret",
+        "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+        "KAFKA_SSL_CA_FILE": ca_file,
+        "KAFKA_SASL_MECHANISM": "SCRAM-SHA-256",
+        "KAFKA_SASL_USERNAME": "ledger",
+        "KAFKA_SASL_PASSWORD": "secret",
+    }
+    security = load_settings(env, ALL).security
+    assert security.database.sslmode == "verify-full"
+    assert security.redis.username == "ledger"
+    assert security.kafka.sasl_mechanism == "SCRAM-SHA-256"
+    assert "secret" not in repr(security)

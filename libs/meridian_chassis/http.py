@@ -14,17 +14,18 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route, Router
 
 from meridian.platform.v1.service_info_pb2 import ServiceInfo
-from meridian_chassis.checks import Check, run_checks
+from meridian_chassis.draining import CloseConnectionsWhileDraining
 from meridian_chassis.lifecycle import Lifecycle, Phase
 from meridian_chassis.observability import ObservabilityMiddleware, RequestMetrics
+from meridian_chassis.readiness import ReadinessMonitor
 
 
 def create_app(
     info: ServiceInfo,
     lifecycle: Lifecycle,
-    checks: Sequence[Check],
-    check_timeout: float,
+    readiness: ReadinessMonitor,
     routes: Sequence[BaseRoute] = (),
+    access_log_probes: bool = False,
 ) -> Starlette:
     registry = CollectorRegistry()
     metrics = RequestMetrics(registry)
@@ -41,7 +42,7 @@ def create_app(
     async def ready(_: Request) -> Response:
         if lifecycle.phase is not Phase.SERVING:
             return JSONResponse({"status": lifecycle.phase.value, "checks": {}}, status_code=503)
-        results = await run_checks(checks, check_timeout)
+        results = await readiness.results()
         healthy = all(result.ok for result in results)
         body = {
             "status": "ready" if healthy else "not ready",
@@ -67,11 +68,25 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        # Backing-service connections open in the background: the listener answers
+        # probes meanwhile, and readiness reports the checks once they are done.
+        readiness.start()
         lifecycle.started()
-        yield
+        try:
+            yield
+        finally:
+            await readiness.close()
 
     return Starlette(
         routes=all_routes,
         lifespan=lifespan,
-        middleware=[Middleware(ObservabilityMiddleware, router=router, metrics=metrics)],
+        middleware=[
+            Middleware(
+                ObservabilityMiddleware,
+                router=router,
+                metrics=metrics,
+                log_probes=access_log_probes,
+            ),
+            Middleware(CloseConnectionsWhileDraining, lifecycle=lifecycle),
+        ],
     )

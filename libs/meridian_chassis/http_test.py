@@ -6,6 +6,7 @@ from meridian.platform.v1.service_info_pb2 import ServiceInfo
 from meridian_chassis.checks import Check
 from meridian_chassis.http import create_app
 from meridian_chassis.lifecycle import Lifecycle
+from meridian_chassis.readiness import ReadinessMonitor
 
 INFO = ServiceInfo(
     name="ledger-test", version="1.2.3", revision="0abc123", build_date="2026-11-26T00:00:00Z"
@@ -25,7 +26,8 @@ async def hangs() -> None:
 
 
 def client(*checks: Check, lifecycle: Lifecycle | None = None) -> TestClient:
-    app = create_app(INFO, lifecycle or Lifecycle(), checks, check_timeout=0.2)
+    readiness = ReadinessMonitor(checks, timeout=0.2, max_age=0)
+    app = create_app(INFO, lifecycle or Lifecycle(), readiness)
     return TestClient(app)
 
 
@@ -75,7 +77,7 @@ def test_liveness_ignores_dependencies_and_draining_fails_readiness() -> None:
 
 
 def test_startup_fails_until_the_app_has_started() -> None:
-    app = create_app(INFO, Lifecycle(), (), check_timeout=0.2)
+    app = create_app(INFO, Lifecycle(), ReadinessMonitor((), timeout=0.2, max_age=0))
     http = TestClient(app)  # without the context manager the lifespan never runs
     assert http.get("/health/startup").status_code == 503
 

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import signal
+import socket
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from meridian_chassis.service import CONFIG_ERROR_EXIT_CODE
+from meridian_chassis.launch import CONFIG_ERROR_EXIT_CODE
 from meridian_testing.process import (
     Reply,
     RunningService,
@@ -43,10 +46,20 @@ def servers() -> Iterator[BackingServices]:
         yield started
 
 
+READINESS_TIMEOUT_SECONDS = 1.0
+READINESS_CACHE_SECONDS = 1.0
+SERVICE_ENV = {
+    "READINESS_TIMEOUT_SECONDS": str(READINESS_TIMEOUT_SECONDS),
+    "READINESS_CACHE_SECONDS": str(READINESS_CACHE_SECONDS),
+    "SHUTDOWN_DELAY_SECONDS": "1",
+}
+
+
 @pytest.fixture()
 def service(servers: BackingServices) -> Iterator[RunningService]:
-    env = {**servers.environment(), "READINESS_TIMEOUT_SECONDS": "1", "SHUTDOWN_DELAY_SECONDS": "1"}
-    with running_service(python_command(SERVICE_CODE), env) as running:
+    with running_service(
+        python_command(SERVICE_CODE), {**servers.environment(), **SERVICE_ENV}
+    ) as running:
         yield running
 
 
@@ -58,14 +71,32 @@ def test_ready_with_every_dependency_up(service: RunningService) -> None:
     }
 
 
+def test_concurrent_ready_requests_open_no_backing_connections(
+    servers: BackingServices, service: RunningService
+) -> None:
+    assert wait_until(lambda: service.get("/health/ready").status == 200, timeout=10)
+    before = servers.database.connections_received(), servers.redis.connections_received()
+    with ThreadPoolExecutor(32) as pool:
+        replies = list(pool.map(lambda _: service.get("/health/ready"), range(300)))
+    after = servers.database.connections_received(), servers.redis.connections_received()
+    assert {reply.status for reply in replies} == {200}
+    assert after == before
+
+
 @pytest.mark.parametrize("dependency", ["database", "redis", "kafka"])
 def test_readiness_follows_a_dependency_outage_and_recovery(
     servers: BackingServices, service: RunningService, dependency: str
 ) -> None:
     server = getattr(servers, dependency)
-    assert service.get("/health/ready").status == 200
+    assert wait_until(lambda: service.get("/health/ready").status == 200, timeout=10)
     server.stop()
+    stopped = time.monotonic()
     try:
+        # A shared result is at most READINESS_CACHE_SECONDS old and a check takes at
+        # most the timeout: a probe after both sees the outage (k8s probes every 5 s).
+        assert wait_until(lambda: service.get("/health/ready").status == 503, timeout=10)
+        noticed = time.monotonic() - stopped
+        assert noticed < READINESS_CACHE_SECONDS + READINESS_TIMEOUT_SECONDS + 1.0
         down = service.get("/health/ready")
         assert down.status == 503
         assert down.body["checks"][dependency]["ok"] is False
@@ -121,6 +152,15 @@ def test_each_request_is_one_json_log_line_with_latency(servers: BackingServices
         (
             {
                 "DATABASE_URL": "postgresql://db/x",
+                "DATABASE_SSLMODE": "verify-full",
+                "REDIS_URL": "rediss://r:6380",
+                "KAFKA_BOOTSTRAP_SERVERS": "k:1",
+            },
+            "DATABASE_SSLMODE=verify-full needs DATABASE_SSL_CA_FILE",
+        ),
+        (
+            {
+                "DATABASE_URL": "postgresql://db/x",
                 "REDIS_URL": "redis://r",
                 "KAFKA_BOOTSTRAP_SERVERS": "k",
             },
@@ -143,3 +183,78 @@ def test_bad_configuration_exits_non_zero_before_serving(env: dict[str, str], me
     assert process.returncode == CONFIG_ERROR_EXIT_CODE
     assert message in err
     assert "starting" not in out
+
+
+def _ask(connection: http.client.HTTPConnection, path: str) -> http.client.HTTPResponse:
+    connection.request("GET", path)
+    response = connection.getresponse()
+    response.read()
+    return response
+
+
+def _closed_by_server(sock: socket.socket) -> bool:
+    """Reads whatever is waiting (the rest of a response) and tells whether EOF came."""
+    sock.setblocking(False)
+    try:
+        while sock.recv(65536):
+            pass
+    except BlockingIOError:
+        return False
+    except ConnectionResetError:
+        return True
+    finally:
+        sock.setblocking(True)
+    return True
+
+
+def test_keep_alive_clients_lose_nothing_across_sigterm(servers: BackingServices) -> None:
+    delay = 2.0
+    env = {**servers.environment(), **SERVICE_ENV, "SHUTDOWN_DELAY_SECONDS": str(delay)}
+    with running_service(python_command(SERVICE_CODE), env) as service:
+        idle = http.client.HTTPConnection("127.0.0.1", service.port, timeout=10)
+        assert _ask(idle, "/version").getheader("connection") is None
+        silent = socket.create_connection(("127.0.0.1", service.port))
+        silent.sendall(b"GET /version HTTP/1.1\r\nHost: t\r\n\r\n")
+        assert b"200 OK" in silent.recv(65536)
+
+        signalled = threading.Event()
+        lost: list[str] = []
+        answered_while_draining: list[int] = []
+
+        def client() -> None:
+            """Sends back to back on one connection until told to close it."""
+            connection = http.client.HTTPConnection("127.0.0.1", service.port, timeout=10)
+            after_signal = 0
+            while True:
+                try:
+                    response = _ask(connection, "/version")
+                except (OSError, http.client.HTTPException) as error:
+                    lost.append(repr(error))
+                    return
+                if response.status != 200:
+                    lost.append(f"status {response.status}")
+                after_signal += signalled.is_set()
+                if response.getheader("connection") == "close":
+                    answered_while_draining.append(after_signal)
+                    return
+
+        clients = [threading.Thread(target=client) for _ in range(4)]
+        for thread in clients:
+            thread.start()
+        time.sleep(0.5)
+        signalled.set()
+        service.process.send_signal(signal.SIGTERM)
+        for thread in clients:
+            thread.join(timeout=10)
+        assert lost == []
+        assert len(answered_while_draining) == len(clients)
+
+        time.sleep(delay / 2)
+        assert not _closed_by_server(silent)
+        reused = _ask(idle, "/version")  # idle through the signal, still open mid-delay
+        assert reused.status == 200
+        assert reused.getheader("connection") == "close"
+        assert wait_until(lambda: _closed_by_server(silent), timeout=delay + 5)
+        service.process.communicate(timeout=15)
+        assert service.process.returncode == 0
+        silent.close()

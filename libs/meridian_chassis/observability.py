@@ -10,6 +10,7 @@ from starlette.routing import Match, Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 access_log = logging.getLogger("meridian.access")
+PROBE_PATHS = frozenset({"/health/live", "/health/ready", "/health/startup"})
 
 
 class RequestMetrics:
@@ -38,10 +39,14 @@ def _route_template(router: Router, scope: Scope) -> str:
 
 
 class ObservabilityMiddleware:
-    def __init__(self, app: ASGIApp, router: Router, metrics: RequestMetrics) -> None:
+    def __init__(
+        self, app: ASGIApp, router: Router, metrics: RequestMetrics, log_probes: bool = False
+    ) -> None:
         self.app = app
         self.router = router
         self.metrics = metrics
+        # Probes arrive every few seconds from every prober; they are counted, not logged.
+        self.log_probes = log_probes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -64,13 +69,18 @@ class ObservabilityMiddleware:
             method = str(scope["method"])
             self.metrics.requests.labels(method, route, str(status)).inc()
             self.metrics.latency.labels(method, route).observe(elapsed)
-            access_log.info(
-                "request",
-                extra={
-                    "method": method,
-                    "path": scope["path"],
-                    "route": route,
-                    "status": status,
-                    "duration_ms": round(elapsed * 1000, 3),
-                },
-            )
+            if self.log_probes or scope["path"] not in PROBE_PATHS:
+                self._log(scope, method, route, status, elapsed)
+
+    @staticmethod
+    def _log(scope: Scope, method: str, route: str, status: int, elapsed: float) -> None:
+        access_log.info(
+            "request",
+            extra={
+                "method": method,
+                "path": scope["path"],
+                "route": route,
+                "status": status,
+                "duration_ms": round(elapsed * 1000, 3),
+            },
+        )

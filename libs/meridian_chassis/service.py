@@ -1,53 +1,35 @@
-"""Start a Meridian service: validate settings, serve HTTP, drain on SIGTERM."""
+"""Serve a Meridian service over HTTP and drain it on SIGTERM."""
 
 from __future__ import annotations
 
 import logging
-import os
 import signal
-import sys
+import socket
 import threading
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from types import FrameType
 
 import uvicorn
-from starlette.routing import BaseRoute
 
 from meridian.platform.v1.service_info_pb2 import ServiceInfo
-from meridian_chassis.buildinfo import service_info
 from meridian_chassis.checks import checks_for
-from meridian_chassis.config import ConfigError, Settings, load_settings
-from meridian_chassis.declaration import load_packaged_declaration
+from meridian_chassis.config import Settings
 from meridian_chassis.http import create_app
 from meridian_chassis.lifecycle import Lifecycle, Phase
 from meridian_chassis.logs import configure_logging
+from meridian_chassis.readiness import ReadinessMonitor
 from meridian_chassis.reload import SourceWatcher, package_dirs, reexec
+from meridian_chassis.spec import ServiceSpec
 
 log = logging.getLogger("meridian.service")
-CONFIG_ERROR_EXIT_CODE = 2
-
-
-@dataclass(frozen=True)
-class ServiceSpec:
-    """What a service tells the chassis about itself."""
-
-    name: str
-    dependencies: frozenset[str] = frozenset()
-    routes: Sequence[BaseRoute] = field(default_factory=tuple)
-
-
-def declared_service(package: str, routes: Sequence[BaseRoute] = ()) -> ServiceSpec:
-    """The ServiceSpec that services/<package>/service.yaml declares."""
-    declaration = load_packaged_declaration(package)
-    return ServiceSpec(name=declaration.name, dependencies=declaration.needs, routes=tuple(routes))
 
 
 class _DrainingServer(uvicorn.Server):
     """On SIGTERM, fail readiness at once, keep serving for the drain delay, then stop.
 
     The delay gives load balancers time to notice the failing readiness before the
-    listener closes; uvicorn then lets in-flight requests finish within the grace period.
+    listener closes. Meanwhile every response carries `Connection: close` and idle
+    keep-alive connections stay open; when the delay ends uvicorn closes the idle ones
+    and lets in-flight requests finish within the grace period.
     """
 
     def __init__(self, config: uvicorn.Config, lifecycle: Lifecycle, delay: float) -> None:
@@ -71,14 +53,22 @@ class _DrainingServer(uvicorn.Server):
         self.should_exit = True
 
 
-def serve(spec: ServiceSpec, settings: Settings, info: ServiceInfo) -> None:
+def serve(
+    spec: ServiceSpec, settings: Settings, info: ServiceInfo, listener: socket.socket
+) -> None:
+    configure_logging(spec.name, settings.log_level)
     lifecycle = Lifecycle()
+    readiness = ReadinessMonitor(
+        checks_for(settings),
+        timeout=settings.readiness_timeout_seconds,
+        max_age=settings.readiness_cache_seconds,
+    )
     app = create_app(
         info=info,
         lifecycle=lifecycle,
-        checks=checks_for(settings),
-        check_timeout=settings.readiness_timeout_seconds,
+        readiness=readiness,
         routes=spec.routes,
+        access_log_probes=settings.access_log_probes,
     )
     config = uvicorn.Config(
         app,
@@ -102,21 +92,8 @@ def serve(spec: ServiceSpec, settings: Settings, info: ServiceInfo) -> None:
         watcher = SourceWatcher(package_dirs(packages), server.stop_for_reload)
         watcher.start()
     log.info("starting", extra={"port": settings.port, "dependencies": sorted(spec.dependencies)})
-    server.run()
+    server.run(sockets=[listener])
     if watcher is not None and watcher.changed.is_set():
         log.info("reloading")
         reexec()
     log.info("stopped")
-
-
-def run(spec: ServiceSpec, environ: Mapping[str, str] | None = None) -> None:
-    """Entry point for a service's `main`: exits non-zero on bad configuration."""
-    env = os.environ if environ is None else environ
-    try:
-        settings = load_settings(env, spec.dependencies)
-        info = service_info(spec.name, env)
-    except ConfigError as error:
-        print(f"{spec.name}: {error}", file=sys.stderr)
-        sys.exit(CONFIG_ERROR_EXIT_CODE)
-    configure_logging(spec.name, settings.log_level)
-    serve(spec, settings, info)

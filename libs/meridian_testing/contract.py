@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from meridian_chassis.config import DEPENDENCY_SETTINGS
-from meridian_chassis.service import CONFIG_ERROR_EXIT_CODE, ServiceSpec
+from meridian_chassis.launch import CONFIG_ERROR_EXIT_CODE
+from meridian_chassis.spec import ServiceSpec
 from meridian_testing.process import python_command, running_service, start_process
 from meridian_testing.servers import BackingServices, backing_services
 

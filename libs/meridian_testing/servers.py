@@ -11,6 +11,7 @@ import contextlib
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -120,9 +121,7 @@ def _install_private(source: Path, target: Path, owner: str | None) -> Path:
 class PostgresServer(Server):
     """`settings` become `-c name=value` options, e.g. {"log_connections": "on"}."""
 
-    def __init__(
-        self, port: int, workdir: Path, settings: dict[str, str] | None = None
-    ) -> None:
+    def __init__(self, port: int, workdir: Path, settings: dict[str, str] | None = None) -> None:
         super().__init__("postgresql", port, workdir)
         self.user = _unprivileged_user()
         self.datadir = workdir / "data"
@@ -130,7 +129,10 @@ class PostgresServer(Server):
         self.host = "127.0.0.1"
 
     def enable_tls(self, cert: Path, key: Path) -> None:
-        """Serve TLS with this certificate (before `start`); clients may still choose plain."""
+        """Serve only TLS over TCP with this certificate (after `prepare`, before `start`)."""
+        (self.datadir / "pg_hba.conf").write_text(
+            "local all all trust\nhostssl all all 127.0.0.1/32 trust\n"
+        )
         self.settings.update(
             ssl="on",
             ssl_cert_file=str(_install_private(cert, self.workdir / "server.crt", self.user)),
@@ -173,6 +175,32 @@ class PostgresServer(Server):
             ]
         )  # fmt: skip
 
+    def stop(self, timeout: float = 15.0) -> None:
+        """Fast shutdown: disconnects clients, as a database going away does.
+
+        The default (smart) shutdown waits for every client to leave, which services
+        holding connections never do; and runuser kills the postmaster two seconds
+        after forwarding any signal, so the signal goes to the postmaster directly.
+        """
+        if self.process is None or self.process.poll() is not None:
+            return
+        try:
+            postmaster = int((self.datadir / "postmaster.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            super().stop(timeout)
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(postmaster, signal.SIGINT)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            super().stop(timeout)
+
+    def connections_received(self) -> int:
+        """Connections the server has accepted, from its log (needs log_connections=on)."""
+        log = self.workdir / f"{self.name}.log"
+        return log.read_text(errors="replace").count("connection received:")
+
     def url(self, database: str = "postgres") -> str:
         return f"postgresql://meridian@{self.host}:{self.port}/{database}"
 
@@ -200,6 +228,7 @@ class RedisServer(Server):
         self.tls: tuple[Path, Path, Path] | None = None
         self.extra_args: list[str] = []
         self.host = "127.0.0.1"
+        self._own_connections = 0
 
     def enable_tls(self, cert: Path, key: Path, ca: Path) -> None:
         """Serve only TLS on the port (before `start`); client certificates not required."""
@@ -230,6 +259,22 @@ class RedisServer(Server):
             "--appendonly", "no",
             *self.extra_args,
         ]  # fmt: skip
+
+    def connections_received(self) -> int:
+        """Connections the server has accepted, as it counts them, minus this method's own."""
+        with socket.create_connection(("127.0.0.1", self.port), 5) as sock:
+            sock.sendall(b"INFO stats\r\n")
+            reply = b""
+            while b"total_connections_received:" not in reply or not reply.endswith(b"\r\n"):
+                chunk = sock.recv(65536)
+                if not chunk:
+                    raise ServerError("redis closed the connection before answering INFO")
+                reply += chunk
+        self._own_connections += 1
+        for line in reply.decode().splitlines():
+            if line.startswith("total_connections_received:"):
+                return int(line.split(":", 1)[1]) - self._own_connections
+        raise ServerError("redis INFO stats has no total_connections_received")
 
     def url(self) -> str:
         scheme = "redis" if self.tls is None else "rediss"
@@ -295,7 +340,7 @@ def backing_services() -> Iterator[BackingServices]:
     root = Path(tempfile.mkdtemp(prefix="meridian-servers-"))
     root.chmod(0o755)
     services = BackingServices(
-        database=PostgresServer(free_port(), root / "postgresql"),
+        database=PostgresServer(free_port(), root / "postgresql", {"log_connections": "on"}),
         redis=RedisServer(free_port(), root / "redis"),
         kafka=KafkaServer(free_port(), root / "kafka"),
     )

@@ -1,0 +1,60 @@
+"""A service's entry point: validate settings, listen at once, then load and serve.
+
+The listener is bound before the web framework and the database, Redis and Kafka
+clients are imported, so from the first moments of the process the kernel accepts
+connections (queued until the server answers them) instead of refusing probes.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+from collections.abc import Mapping
+
+from meridian_chassis.config import ConfigError, Settings, load_settings
+from meridian_chassis.spec import ServiceSpec
+
+CONFIG_ERROR_EXIT_CODE = 2
+LISTEN_BACKLOG = 2048
+
+
+def bind_listener(settings: Settings) -> socket.socket:
+    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind((settings.host, settings.port))
+    listener.listen(LISTEN_BACKLOG)
+    return listener
+
+
+def _config_error(spec: ServiceSpec, error: ConfigError) -> None:
+    print(f"{spec.name}: {error}", file=sys.stderr)
+    sys.exit(CONFIG_ERROR_EXIT_CODE)
+
+
+def run(spec: ServiceSpec, environ: Mapping[str, str] | None = None) -> None:
+    """Entry point for a service's `main`: exits with code 2 on bad configuration."""
+    env = os.environ if environ is None else environ
+    try:
+        settings = load_settings(env, spec.dependencies)
+    except ConfigError as error:
+        _config_error(spec, error)
+    try:
+        listener = bind_listener(settings)
+    except OSError as error:
+        print(
+            f"{spec.name}: cannot listen on {settings.host}:{settings.port}: {error}",
+            file=sys.stderr,
+        )
+        sys.exit(1)
+    # Imported only now: loading them takes most of the start-up time.
+    from meridian_chassis.buildinfo import service_info
+    from meridian_chassis.service import serve
+
+    try:
+        info = service_info(spec.name, env)
+    except ConfigError as error:
+        listener.close()
+        _config_error(spec, error)
+    serve(spec, settings, info, listener)

@@ -1,0 +1,66 @@
+"""Readiness answered from one shared check: single-flight, reused for a short while.
+
+However many probes arrive, at most one round of checks runs at a time and its result
+answers every probe that came while it ran and, for `max_age` seconds after it
+started, every probe after it. A backing-service outage therefore shows within
+`max_age` plus the check timeout, and probing never multiplies connections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable, Sequence
+
+from meridian_chassis.checks import Check, CheckResult, run_checks
+
+
+class ReadinessMonitor:
+    def __init__(
+        self,
+        checks: Sequence[Check],
+        timeout: float,
+        max_age: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.checks = tuple(checks)
+        self.timeout = timeout
+        self.max_age = max_age
+        self.clock = clock
+        self.rounds = 0
+        self._latest: list[CheckResult] | None = None
+        self._latest_started = 0.0
+        self._in_flight: asyncio.Task[list[CheckResult]] | None = None
+
+    async def results(self) -> list[CheckResult]:
+        if self._latest is not None and self.clock() - self._latest_started < self.max_age:
+            return self._latest
+        if self._in_flight is None:
+            self._in_flight = asyncio.create_task(self._check())
+        # Shielded: a probe that gives up must not cancel the round others wait for.
+        return await asyncio.shield(self._in_flight)
+
+    def start(self) -> None:
+        """Begin the first round now, so connections open while the service starts."""
+        if self._in_flight is None:
+            self._in_flight = asyncio.create_task(self._check())
+
+    async def _check(self) -> list[CheckResult]:
+        started = self.clock()
+        try:
+            results = await run_checks(self.checks, self.timeout)
+            self.rounds += 1
+            self._latest, self._latest_started = results, started
+            return results
+        finally:
+            self._in_flight = None
+
+    async def close(self) -> None:
+        if self._in_flight is not None:
+            self._in_flight.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._in_flight
+        for check in self.checks:
+            with contextlib.suppress(Exception):
+                await check.close()
