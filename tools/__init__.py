@@ -1,0 +1,1 @@
+"""Meridian build and release tooling run from the repository root (python3 -m tools.X)."""

@@ -1,0 +1,224 @@
+"""python3 -m tools.release COMMAND ...: Meridian's release steps (see --help)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from tools.release import affected, buildinfo, deploy, e2e, manifest, promote
+from tools.release.errors import ReleaseError
+from tools.release.github import GitHub
+from tools.release.kube import Kubectl
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be more than 0 seconds")
+    return value
+
+
+def _github_output(values: dict[str, str]) -> None:
+    """Step outputs for GitHub Actions (only when running there)."""
+    path = os.environ.get("GITHUB_OUTPUT")
+    if path:
+        with open(path, "a", encoding="utf-8") as output:
+            for key, value in values.items():
+                output.write(f"{key}={value}\n")
+
+
+def cmd_image_tags(args: argparse.Namespace) -> None:
+    info = buildinfo.read(REPO, os.environ.get("SOURCE_DATE_EPOCH"))
+    if args.env:
+        for key, value in info.env().items():
+            print(f"{key}={value}")
+    else:
+        print("\n".join(info.tags()))
+
+
+def cmd_affected(args: argparse.Namespace) -> None:
+    result = affected.compute(REPO, args.base or None)
+    for reason in result.reasons:
+        print(f"affected: everything, because {reason}", file=sys.stderr)
+    if args.json:
+        Path(args.json).write_text(result.to_json() + "\n")
+    if args.pants_args:
+        print(" ".join(result.pants_args))
+    else:
+        print(result.to_json())
+    _github_output(
+        {
+            "everything": str(result.everything).lower(),
+            "pants-args": " ".join(result.pants_args),
+            "services": " ".join(result.services),
+            "image-targets": " ".join(
+                f"services/{name.replace('-', '_')}:image" for name in result.services
+            ),
+        }
+    )
+
+
+def cmd_previous(args: argparse.Namespace) -> None:
+    github = GitHub(args.repository)
+    commit = github.last_successful_deployment(args.environment)
+    if commit is None:
+        print(f"no successful {args.environment} deployment: everything is built", file=sys.stderr)
+        _github_output({"commit": ""})
+        return
+    found = github.manifest_of(commit)
+    found.write(Path(args.out))
+    print(commit)
+    _github_output({"commit": commit})
+
+
+def _built(path: Path) -> dict[str, str]:
+    built: dict[str, str] = {}
+    if not path.exists():
+        return built
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        name, separator, image = line.strip().partition("=")
+        if not separator:
+            raise ReleaseError(
+                f"{path}:{number}: {line!r} is not <service>=<repository>@sha256:<digest>"
+            )
+        built[name] = image
+    return built
+
+
+def cmd_manifest(args: argparse.Namespace) -> None:
+    previous = manifest.load(Path(args.previous)) if args.previous else None
+    result = manifest.merge(
+        args.commit, _built(Path(args.built)), previous, affected.all_services(REPO)
+    )
+    result.write(Path(args.out))
+    print(result.to_json(), end="")
+
+
+def cmd_deploy(args: argparse.Namespace) -> None:
+    settings = deploy.DeploySettings(
+        environment=args.environment,
+        repo=REPO,
+        manifest=manifest.load(Path(args.manifest)),
+        deadline_seconds=args.deadline,
+        rollback_seconds=args.rollback_timeout,
+        state_file=Path(args.state),
+        release_version=args.release_version or None,
+        smoke_seconds=args.smoke_timeout,
+    )
+    deploy.deploy(settings, Kubectl(args.kubectl))
+
+
+def cmd_rollback(args: argparse.Namespace) -> None:
+    deploy.rollback_from_state(Path(args.state), Kubectl(args.kubectl), args.rollback_timeout)
+
+
+def cmd_verify_release(args: argparse.Namespace) -> None:
+    found = promote.verify(REPO, GitHub(args.repository), args.version, args.commit, args.main_ref)
+    found.write(Path(args.out))
+    print(found.to_json(), end="")
+
+
+def cmd_e2e(args: argparse.Namespace) -> None:
+    e2e.write(REPO, Path(args.out), args.services.split(), affected.all_services(REPO), args.tag)
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="python3 -m tools.release", description=__doc__)
+    commands = top.add_subparsers(dest="command", required=True)
+
+    tags = commands.add_parser(
+        "image-tags", help="image tags of the checkout (tools/image-tags.sh)"
+    )
+    tags.add_argument("--env", action="store_true", help="print MERIDIAN_BUILD_* KEY=value lines")
+    tags.set_defaults(run=cmd_image_tags)
+
+    changed = commands.add_parser("affected", help="what a change since --base affects")
+    changed.add_argument(
+        "--base", required=True, help="commit to compare with; '' means everything"
+    )
+    changed.add_argument("--json", help="also write the result to this file")
+    changed.add_argument("--pants-args", action="store_true", help="print only the Pants arguments")
+    changed.set_defaults(run=cmd_affected)
+
+    previous = commands.add_parser(
+        "previous-manifest", help="manifest of the last successful deploy"
+    )
+    previous.add_argument("--repository", required=True, help="owner/name on GitHub")
+    previous.add_argument("--environment", default="staging")
+    previous.add_argument("--out", required=True, help="where to write the manifest")
+    previous.set_defaults(run=cmd_previous)
+
+    merged = commands.add_parser("manifest", help="this commit's release manifest")
+    merged.add_argument("--commit", required=True, help="40-hex commit of this build")
+    merged.add_argument(
+        "--built", required=True, help="file of <service>=<repository>@sha256:<digest> lines"
+    )
+    merged.add_argument("--previous", help="manifest of the last successful staging deploy")
+    merged.add_argument("--out", required=True)
+    merged.set_defaults(run=cmd_manifest)
+
+    rollout = commands.add_parser("deploy", help="deploy a manifest; roll back on any failure")
+    rollout.add_argument(
+        "--environment", required=True, help="overlay under deployments/k8s/overlays"
+    )
+    rollout.add_argument("--manifest", required=True)
+    rollout.add_argument("--state", required=True, help="file recording revisions to roll back to")
+    rollout.add_argument(
+        "--deadline", type=_seconds, required=True, help="seconds for apply, rollouts and checks"
+    )
+    rollout.add_argument(
+        "--rollback-timeout", type=_seconds, required=True, help="seconds for a rollback"
+    )
+    rollout.add_argument(
+        "--smoke-timeout", type=_seconds, default=120.0, help="seconds per /version check"
+    )
+    rollout.add_argument("--release-version", default="", help="X.Y.Z, recorded on the Deployments")
+    rollout.add_argument("--kubectl", default="kubectl")
+    rollout.set_defaults(run=cmd_deploy)
+
+    back = commands.add_parser("rollback", help="finish the rollback of a killed deploy")
+    back.add_argument("--state", required=True)
+    back.add_argument("--rollback-timeout", type=_seconds, required=True)
+    back.add_argument("--kubectl", default="kubectl")
+    back.set_defaults(run=cmd_rollback)
+
+    release = commands.add_parser("verify-release", help="check a release and fetch its manifest")
+    release.add_argument("--version", required=True, help="X.Y.Z (the tag is vX.Y.Z)")
+    release.add_argument("--commit", required=True, help="40-hex commit the tag points at")
+    release.add_argument("--repository", required=True, help="owner/name on GitHub")
+    release.add_argument("--main-ref", default="origin/main")
+    release.add_argument("--out", required=True)
+    release.set_defaults(run=cmd_verify_release)
+
+    cluster = commands.add_parser("e2e-kustomization", help="the e2e cluster's kustomization")
+    cluster.add_argument("--services", required=True, help="space-separated affected services")
+    cluster.add_argument("--tag", required=True, help="tag of the images CI built")
+    cluster.add_argument("--out", required=True, help="directory to write kustomization.yaml into")
+    cluster.set_defaults(run=cmd_e2e)
+    return top
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        args.run(args)
+    except ReleaseError as error:
+        # GitHub Actions shows ::error:: lines as annotations on the run.
+        prefix = "::error::" if os.environ.get("GITHUB_ACTIONS") == "true" else "release: "
+        print(f"{prefix}{args.command}: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,132 @@
+"""Affected-only runs against real git history. Pants' answers come from a stand-in
+that knows which files this small repository's targets own and which images depend on
+them; the same code runs real Pants in CI and in `make test-changed`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tools.release import affected
+from tools.release.errors import ReleaseError
+from tools.release.gitrepo import commit, init
+
+OWNED = {
+    "services/alpha/BUILD",
+    "services/alpha/app.py",
+    "services/beta/BUILD",
+    "services/beta/app.py",
+    "libs/shared/BUILD",
+    "libs/shared/util.py",
+}
+# Which service images each owned file reaches (Pants' transitive dependents).
+IMAGES_OF = {
+    "services/alpha/app.py": ["services/alpha:image"],
+    "services/beta/app.py": ["services/beta:image"],
+    "libs/shared/util.py": ["services/alpha:image", "services/beta:image"],
+}
+FILES = {path: f"# {path}\n" for path in OWNED if not path.endswith("BUILD")} | {
+    **{path: "meridian_service()\n" for path in OWNED if path.endswith("BUILD")},
+    "pants.toml": "[GLOBAL]\n",
+    "tools/images/build.sh": "#!/bin/sh\n",
+    "README.md": "Meridian\n",
+}
+
+
+class StandInPants:
+    def __init__(self, repo: Path) -> None:
+        self.repo = repo
+        self.calls: list[list[str]] = []
+
+    def __call__(self, arguments: list[str]) -> str:
+        self.calls.append(arguments)
+        if arguments == ["filedeps", "::"]:
+            return "\n".join(sorted(path for path in OWNED if (self.repo / path).exists()))
+        base = arguments[0].removeprefix("--changed-since=")
+        changed = affected.changed_files(self.repo, base)
+        images = sorted({image for path in changed for image in IMAGES_OF.get(path, [])})
+        return "\n".join(["libs/shared:lib", *images])
+
+
+@pytest.fixture()
+def repo(tmp_path: Path) -> tuple[Path, str]:
+    return tmp_path, init(tmp_path, FILES)
+
+
+def test_one_service_change(repo: tuple[Path, str]) -> None:
+    root, base = repo
+    commit(root, {"services/alpha/app.py": "print('changed')\n"}, "alpha")
+    result = affected.compute(root, base, StandInPants(root))
+    assert not result.everything
+    assert result.services == ("alpha",)
+    assert result.pants_args == (f"--changed-since={base}", "--changed-dependents=transitive")
+
+
+def test_shared_library_change_reaches_its_dependents(repo: tuple[Path, str]) -> None:
+    root, base = repo
+    commit(root, {"libs/shared/util.py": "X = 2\n"}, "shared")
+    assert affected.compute(root, base, StandInPants(root)).services == ("alpha", "beta")
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "pants.toml",
+        "pants.ci.toml",
+        "build-support/macros.py",
+        "tools/images/build.sh",
+        "deployments/docker/base/packages.lock",
+        "3rdparty/python/default.lock",
+    ],
+)
+def test_global_input_runs_everything(repo: tuple[Path, str], path: str) -> None:
+    root, base = repo
+    commit(root, {path: "changed\n"}, "global")
+    result = affected.compute(root, base, StandInPants(root))
+    assert result.everything
+    assert result.pants_args == ("::",)
+    assert result.services == ("alpha", "beta")
+    assert result.reasons == (f"{path}: global input",)
+
+
+def test_file_no_target_owns_runs_everything(repo: tuple[Path, str]) -> None:
+    root, base = repo
+    commit(root, {"README.md": "changed\n", "services/alpha/app.py": "x = 1\n"}, "docs")
+    result = affected.compute(root, base, StandInPants(root))
+    assert result.everything
+    assert result.reasons == ("README.md: no Pants target owns it",)
+
+
+def test_deleted_and_untracked_files_count(repo: tuple[Path, str]) -> None:
+    root, base = repo
+    (root / "services/beta/app.py").unlink()
+    assert (
+        "services/beta/app.py: no Pants target owns it"
+        in affected.compute(root, base, StandInPants(root)).reasons
+    )
+    (root / "services/beta/app.py").write_text(FILES["services/beta/app.py"])
+    (root / "services/alpha/new.py").write_text("y = 1\n")
+    result = affected.compute(root, base, StandInPants(root))
+    assert result.reasons == ("services/alpha/new.py: no Pants target owns it",)
+
+
+def test_no_change_affects_nothing(repo: tuple[Path, str]) -> None:
+    root, base = repo
+    pants = StandInPants(root)
+    result = affected.compute(root, base, pants)
+    assert (result.everything, result.services) == (False, ())
+    assert pants.calls == []
+
+
+def test_no_base_is_everything(repo: tuple[Path, str]) -> None:
+    root, _ = repo
+    result = affected.compute(root, None, StandInPants(root))
+    assert result.everything
+    assert result.services == ("alpha", "beta")
+
+
+def test_unknown_base_is_refused(repo: tuple[Path, str]) -> None:
+    root, _ = repo
+    with pytest.raises(ReleaseError, match="base 'f00d' is not a commit"):
+        affected.compute(root, "f00d", StandInPants(root))

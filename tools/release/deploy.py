@@ -1,0 +1,307 @@
+"""Deploy a release manifest to one environment: it completes, or it is rolled back.
+
+1. Checks its inputs (overlay, manifest covering exactly the repository's services)
+   before touching the cluster.
+2. Renders a temporary kustomization over the overlay (render.py) and records each
+   Deployment's current revision in a state file, before applying anything.
+3. `kubectl apply` (never --prune: earlier releases' content-hashed ConfigMaps stay).
+4. Waits for the rollouts that the apply started, all at once, within the deadline.
+5. Checks every service: its Deployment runs the manifest's image, and through a
+   port-forward its /health/ready answers and /version reports the manifest's revision.
+6. Any failure, the deadline passing, SIGTERM or SIGINT: every Deployment whose
+   revision changed goes back to its recorded revision (`rollout undo --to-revision`,
+   issued for all first, then awaited), which also restores the ConfigMap it
+   referenced. The state file lets a later step (`rollback --state`) do the same if
+   this process is killed outright.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from tools.release import render
+from tools.release.affected import all_services
+from tools.release.errors import ReleaseError
+from tools.release.kube import (
+    Deadline,
+    DeploymentRef,
+    Kubectl,
+    container_image,
+    fetch_version,
+    revision_of,
+)
+from tools.release.manifest import Manifest
+
+STATE_SCHEMA = 1
+
+
+class SignalReceivedError(Exception):
+    """SIGTERM or SIGINT arrived (a cancelled or timed-out job)."""
+
+
+@dataclass(frozen=True)
+class DeploySettings:
+    environment: str
+    repo: Path
+    manifest: Manifest
+    deadline_seconds: float
+    rollback_seconds: float
+    state_file: Path
+    release_version: str | None = None
+    smoke_seconds: float = 120
+
+
+def say(message: str) -> None:
+    print(f"deploy: {message}", file=sys.stderr, flush=True)
+
+
+def overlay_of(repo: Path, environment: str) -> Path:
+    overlay = repo / "deployments/k8s/overlays" / environment
+    if not (overlay / "kustomization.yaml").is_file():
+        known = sorted(p.name for p in (repo / "deployments/k8s/overlays").glob("*") if p.is_dir())
+        raise ReleaseError(f"--environment {environment!r}: no overlay {overlay}; one of {known}")
+    return overlay
+
+
+def check_inputs(settings: DeploySettings) -> Path:
+    overlay = overlay_of(settings.repo, settings.environment)
+    services = all_services(settings.repo)
+    listed = sorted(settings.manifest.services)
+    if listed != services:
+        raise ReleaseError(
+            f"the release manifest lists {listed}, the repository's services are {services}: "
+            "a manifest must pin every service"
+        )
+    if settings.deadline_seconds <= 0 or settings.rollback_seconds <= 0:
+        raise ReleaseError("--deadline and --rollback-timeout must be positive numbers of seconds")
+    return overlay
+
+
+@contextmanager
+def signals_raise() -> Iterator[None]:
+    """SIGTERM and SIGINT raise SignalReceivedError inside the block."""
+
+    def interrupt(signum: int, _frame: FrameType | None) -> None:
+        raise SignalReceivedError(signal.Signals(signum).name)
+
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+@contextmanager
+def signals_deferred() -> Iterator[None]:
+    """A rollback is not itself interrupted: later signals are only reported."""
+
+    def note(signum: int, _frame: FrameType | None) -> None:
+        say(f"{signal.Signals(signum).name} received while rolling back; finishing the rollback")
+
+    previous = {sig: signal.signal(sig, note) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def deployments_of(objects: list[dict[str, Any]]) -> dict[DeploymentRef, dict[str, Any]]:
+    return {
+        DeploymentRef(item["metadata"]["namespace"], item["metadata"]["name"]): item
+        for item in objects
+        if item.get("kind") == "Deployment"
+    }
+
+
+def write_state(
+    path: Path, environment: str, before: dict[DeploymentRef, int | None], complete: bool
+) -> None:
+    body = {
+        "schema": STATE_SCHEMA,
+        "environment": environment,
+        "complete": complete,
+        "deployments": {str(ref): revision for ref, revision in sorted(before.items(), key=str)},
+    }
+    path.write_text(json.dumps(body, indent=2) + "\n")
+
+
+def read_state(path: Path) -> tuple[bool, dict[DeploymentRef, int | None]]:
+    try:
+        body = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ReleaseError(f"deploy state {path} does not exist: nothing was applied") from None
+    except json.JSONDecodeError as error:
+        raise ReleaseError(f"deploy state {path} is not JSON ({error})") from None
+    if not isinstance(body, dict) or body.get("schema") != STATE_SCHEMA:
+        raise ReleaseError(f"deploy state {path} is not a schema {STATE_SCHEMA} deploy state")
+    before: dict[DeploymentRef, int | None] = {}
+    for key, revision in body.get("deployments", {}).items():
+        namespace, _, name = key.partition("/")
+        before[DeploymentRef(namespace, name)] = revision
+    return bool(body.get("complete")), before
+
+
+def rollback(
+    kubectl: Kubectl, before: dict[DeploymentRef, int | None], seconds: float
+) -> list[str]:
+    """Returns every changed Deployment to its recorded revision; the problems left."""
+    deadline = Deadline(seconds, "rollback")
+    problems: list[str] = []
+    undone: list[DeploymentRef] = []
+    with signals_deferred():
+        # Every undo first: the API server finishes them even if this runner is killed.
+        for ref, previous in sorted(before.items(), key=str):
+            try:
+                current = kubectl.revision(ref, deadline)
+                if current == previous:
+                    continue
+                if previous is None:
+                    problems.append(f"{ref}: new in this deploy, no earlier revision to return to")
+                    continue
+                say(f"rolling back {ref}: revision {current} -> {previous}")
+                kubectl.undo(ref, previous, deadline)
+                undone.append(ref)
+            except ReleaseError as error:
+                problems.append(f"{ref}: {error}")
+        if undone:
+            try:
+                problems += kubectl.wait_rollouts(undone, deadline)
+            except ReleaseError as error:
+                problems.append(str(error))
+    return problems
+
+
+def smoke_check(
+    kubectl: Kubectl,
+    settings: DeploySettings,
+    deployments: dict[DeploymentRef, dict[str, Any]],
+    services: dict[tuple[str, str], dict[str, Any]],
+    deadline: Deadline,
+) -> list[str]:
+    problems = []
+    for name, entry in sorted(settings.manifest.services.items()):
+        matches = [(ref, body) for ref, body in deployments.items() if ref.name == name]
+        if len(matches) != 1:
+            problems.append(f"{name}: expected one Deployment named {name}, found {len(matches)}")
+            continue
+        ref, body = matches[0]
+        running = container_image(body, render.CONTAINER)
+        if running != entry.image:
+            problems.append(f"{ref}: runs {running}, the manifest says {entry.image}")
+            continue
+        service = services.get((ref.namespace, name))
+        if service is None:
+            problems.append(f"{ref}: no Service {name} in {ref.namespace}")
+            continue
+        port = int(service["spec"]["ports"][0]["port"])
+        problems += check_version(
+            kubectl, ref, port, entry.revision, deadline, settings.smoke_seconds
+        )
+    return problems
+
+
+def check_version(
+    kubectl: Kubectl,
+    ref: DeploymentRef,
+    port: int,
+    revision: str,
+    deadline: Deadline,
+    seconds: float,
+) -> list[str]:
+    """/version must report revision within `seconds` (pods of the old ReplicaSet may still
+    answer for a moment while they terminate)."""
+    until = time.monotonic() + min(seconds, deadline.left())
+    last = "no answer"
+    while True:
+        with kubectl.port_forward(ref.namespace, ref.name, port, deadline) as local_port:
+            body, error = fetch_version(local_port, timeout=min(10, deadline.left()))
+        if error is None:
+            reported = body.get("revision") if isinstance(body, dict) else None
+            if reported == revision:
+                say(f"{ref}: /health/ready OK, /version revision {reported}")
+                return []
+            last = f"/version reports revision {reported!r}, expected {revision!r}"
+        else:
+            last = error
+        if time.monotonic() + 2 >= until:
+            return [f"{ref}: {last}"]
+        time.sleep(2)
+
+
+def deploy(settings: DeploySettings, kubectl: Kubectl) -> None:
+    """Deploys the manifest, or rolls back and raises ReleaseError saying why."""
+    overlay = check_inputs(settings)
+    deadline = Deadline(settings.deadline_seconds, f"deploy to {settings.environment}")
+    workdir = Path(tempfile.mkdtemp(prefix=f"meridian-deploy-{settings.environment}-"))
+    render.write(overlay, workdir / "release", settings.manifest, settings.release_version)
+    rendered = workdir / "rendered.yaml"
+    rendered.write_text(kubectl.kustomize(workdir / "release", deadline))
+    say(f"rendered {overlay} pinned to release {settings.manifest.commit} into {rendered}")
+    before = {
+        ref: revision_of(body)
+        for ref, body in deployments_of(kubectl.live_objects(rendered, deadline)).items()
+    }
+    write_state(settings.state_file, settings.environment, before, complete=False)
+    failure: str | None = None
+    try:
+        with signals_raise():
+            kubectl.apply(rendered, deadline)
+            live = kubectl.live_objects(rendered, deadline)
+            deployments = deployments_of(live)
+            for ref in deployments:
+                before.setdefault(ref, None)
+            write_state(settings.state_file, settings.environment, before, complete=False)
+            started = [ref for ref, body in deployments.items() if revision_of(body) != before[ref]]
+            say(f"rollouts started: {[str(ref) for ref in started] or 'none (nothing changed)'}")
+            problems = kubectl.wait_rollouts(started, deadline) if started else []
+            if not problems:
+                live = kubectl.live_objects(rendered, deadline)
+                services = {
+                    (item["metadata"]["namespace"], item["metadata"]["name"]): item
+                    for item in live
+                    if item.get("kind") == "Service"
+                }
+                problems = smoke_check(kubectl, settings, deployments_of(live), services, deadline)
+            if problems:
+                failure = "; ".join(problems)
+    except SignalReceivedError as signal_name:
+        failure = f"{signal_name} received"
+    except ReleaseError as error:
+        failure = str(error)
+    if failure is None:
+        write_state(settings.state_file, settings.environment, before, complete=True)
+        say(f"{settings.environment} runs release {settings.manifest.commit}")
+        return
+    say(f"FAILED: {failure}; rolling back")
+    left = rollback(kubectl, before, settings.rollback_seconds)
+    write_state(settings.state_file, settings.environment, before, complete=True)
+    if left:
+        raise ReleaseError(
+            f"deploy failed ({failure}) and the rollback left problems: {'; '.join(left)}"
+        )
+    raise ReleaseError(f"deploy failed ({failure}); rolled back to the previous revisions")
+
+
+def rollback_from_state(state_file: Path, kubectl: Kubectl, seconds: float) -> None:
+    """The rollback of a deploy process that was killed before it could roll back itself."""
+    complete, before = read_state(state_file)
+    if complete:
+        say(f"{state_file}: the deploy finished (or rolled back) itself; nothing to do")
+        return
+    left = rollback(kubectl, before, seconds)
+    write_state(state_file, "", before, complete=True)
+    if left:
+        raise ReleaseError(f"rollback left problems: {'; '.join(left)}")
+    say("rolled back to the recorded revisions")

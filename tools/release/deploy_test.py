@@ -1,0 +1,345 @@
+"""The deploy tool against a stand-in kubectl (kubectl_standin.py), since no Kubernetes
+cluster can run here.
+
+What this shows: the tool's own decisions and calls. It renders the release with the
+real `kubectl kustomize`, records revisions before applying, never passes --prune, waits
+only for rollouts the apply started, checks /version through port-forward, and on a
+failed rollout, a stale /version, its own deadline, SIGTERM or SIGINT, or after being
+killed outright (`rollback --state`), issues `rollout undo --to-revision` for exactly the
+Deployments it changed, which brings back the content-hashed ConfigMap they referenced.
+
+What it cannot show without a cluster: that a real API server, kubelet and ReplicaSet
+controller behave as the stand-in models them (revision numbering, rollout status exit
+codes and messages, port-forward picking a new pod), nor real RBAC, image pulls or
+network policies. Those are exercised by the staging deploy itself.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import tools.release.__main__ as cli
+from tools.release import kubectl_standin
+from tools.release.deploy import DeploySettings, deploy, rollback_from_state
+from tools.release.errors import ReleaseError
+from tools.release.kube import Kubectl
+from tools.release.manifest import Manifest, ServiceImage
+
+SERVICES = ("alpha", "beta")
+DIGEST_OLD = "sha256:" + "1" * 64
+DIGEST_NEW = "sha256:" + "2" * 64
+REPOSITORY = "registry.example/meridian"
+COMMIT_OLD = "a" * 40
+COMMIT_NEW = "b" * 40
+
+SERVICE_TEMPLATE = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: {name}, labels: {{app.kubernetes.io/component: service}}}}
+spec:
+  selector: {{matchLabels: {{app: {name}}}}}
+  template:
+    metadata: {{labels: {{app: {name}}}}}
+    spec:
+      containers:
+        - name: app
+          image: meridian/{name}
+          envFrom: [{{configMapRef: {{name: {name}-config}}}}]
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: {name}}}
+spec:
+  selector: {{app: {name}}}
+  ports: [{{name: http, port: 8080}}]
+"""
+
+
+def write_repo(root: Path, log_level: str) -> None:
+    """A repository with two services and a staging overlay with hashed ConfigMaps."""
+    overlay = root / "deployments/k8s/overlays/staging"
+    overlay.mkdir(parents=True, exist_ok=True)
+    for name in SERVICES:
+        (root / "services" / name).mkdir(parents=True, exist_ok=True)
+        (root / "services" / name / "BUILD").write_text("meridian_service()\n")
+        (overlay / f"{name}.yaml").write_text(SERVICE_TEMPLATE.format(name=name))
+    generators = "".join(
+        f"  - name: {name}-config\n    literals: [LOG_LEVEL={log_level}]\n" for name in SERVICES
+    )
+    (overlay / "kustomization.yaml").write_text(
+        "namespace: meridian-staging\n"
+        f"resources: [{', '.join(f'{name}.yaml' for name in SERVICES)}]\n"
+        f"configMapGenerator:\n{generators}"
+    )
+
+
+class Cluster:
+    def __init__(self, root: Path) -> None:
+        self.state = root / "cluster.json"
+        self.kubectl = root / "kubectl"
+        real = shutil.which("kubectl")
+        assert real, "the real kubectl renders the overlays; it is not on PATH"
+        environment = {
+            "STANDIN_STATE": str(self.state),
+            "STANDIN_REAL_KUBECTL": real,
+            "PYTHONPATH": os.pathsep.join(sys.path),
+        }
+        exports = "".join(f"export {name}='{value}'\n" for name, value in environment.items())
+        self.kubectl.write_text(
+            f"#!/bin/sh\n{exports}exec '{sys.executable}' '{kubectl_standin.__file__}' \"$@\"\n"
+        )
+        self.kubectl.chmod(0o755)
+
+    def read(self) -> dict[str, Any]:
+        body: dict[str, Any] = json.loads(self.state.read_text())
+        return body
+
+    def behave(self, **outcomes: Any) -> None:
+        state = self.read()
+        state["behaviour"] = outcomes
+        state["calls"] = []
+        self.state.write_text(json.dumps(state))
+
+    def calls(self, verb: str) -> list[list[str]]:
+        return [call for call in self.read()["calls"] if verb in call]
+
+    def deployment(self, name: str) -> dict[str, Any]:
+        record: dict[str, Any] = self.read()["deployments"][f"meridian-staging/{name}"]
+        return record
+
+    def configmaps(self) -> set[str]:
+        return {
+            key.split("/")[-1] for key in self.read()["objects"] if key.startswith("ConfigMap/")
+        }
+
+
+def manifest(commit: str, digests: dict[str, str]) -> Manifest:
+    return Manifest(
+        commit=commit,
+        services={
+            name: ServiceImage(image=f"{REPOSITORY}/{name}@{digest}", revision=commit[:12])
+            for name, digest in digests.items()
+        },
+    )
+
+
+def settings(
+    root: Path, release: Manifest, deadline: float = 60, rollback: float = 60
+) -> DeploySettings:
+    return DeploySettings(
+        environment="staging",
+        repo=root,
+        manifest=release,
+        deadline_seconds=deadline,
+        rollback_seconds=rollback,
+        state_file=root / "deploy-state.json",
+        smoke_seconds=5,
+    )
+
+
+@pytest.fixture()
+def released(tmp_path: Path) -> tuple[Path, Cluster]:
+    """A cluster running the old release of both services."""
+    write_repo(tmp_path, log_level="INFO")
+    cluster = Cluster(tmp_path)
+    deploy(
+        settings(tmp_path, manifest(COMMIT_OLD, dict.fromkeys(SERVICES, DIGEST_OLD))),
+        Kubectl(str(cluster.kubectl)),
+    )
+    return tmp_path, cluster
+
+
+def template_image(record: dict[str, Any]) -> str:
+    return str(record["template"]["spec"]["containers"][0]["image"])
+
+
+def config_of(record: dict[str, Any]) -> str:
+    return str(record["template"]["spec"]["containers"][0]["envFrom"][0]["configMapRef"]["name"])
+
+
+def test_first_deploy_pins_digests_and_revisions(released: tuple[Path, Cluster]) -> None:
+    _, cluster = released
+    for name in SERVICES:
+        record = cluster.deployment(name)
+        assert template_image(record) == f"{REPOSITORY}/{name}@{DIGEST_OLD}"
+        env = {e["name"]: e["value"] for e in record["template"]["spec"]["containers"][0]["env"]}
+        assert env["MERIDIAN_BUILD_REVISION"] == COMMIT_OLD[:12]
+        assert env["MERIDIAN_BUILD_VERSION"] == f"0.0.0-dev.g{COMMIT_OLD[:12]}"
+        assert record["annotations"]["meridian.dev/release-commit"] == COMMIT_OLD
+    applies = cluster.calls("apply")
+    assert applies
+    assert not [call for call in applies if any(word.startswith("--prune") for word in call)]
+
+
+def test_unchanged_service_is_not_rolled(released: tuple[Path, Cluster]) -> None:
+    root, cluster = released
+    cluster.behave()
+    # beta keeps its entry (digest and revision) from the previous manifest.
+    release = Manifest(
+        commit=COMMIT_NEW,
+        services={
+            "alpha": ServiceImage(f"{REPOSITORY}/alpha@{DIGEST_NEW}", COMMIT_NEW[:12]),
+            "beta": ServiceImage(f"{REPOSITORY}/beta@{DIGEST_OLD}", COMMIT_OLD[:12]),
+        },
+    )
+    deploy(settings(root, release), Kubectl(str(cluster.kubectl)))
+    assert cluster.deployment("alpha")["revision"] == 2
+    assert cluster.deployment("beta")["revision"] == 1
+    waited = [call[-2] for call in cluster.calls("status")]
+    assert waited == ["deployment/alpha"]
+    # Both services' /version were checked, the unchanged one included.
+    assert {call[-2] for call in cluster.calls("port-forward")} == {"service/alpha", "service/beta"}
+
+
+def assert_rolled_back(cluster: Cluster) -> None:
+    undos = cluster.calls("undo")
+    assert sorted(call[4] for call in undos) == ["deployment/alpha", "deployment/beta"]
+    assert all(call[-1] == "--to-revision=1" for call in undos)
+    for name in SERVICES:
+        assert template_image(cluster.deployment(name)) == f"{REPOSITORY}/{name}@{DIGEST_OLD}"
+    state = json.loads((cluster.state.parent / "deploy-state.json").read_text())
+    assert state["complete"] is True
+
+
+def test_failed_rollout_rolls_back(released: tuple[Path, Cluster]) -> None:
+    root, cluster = released
+    cluster.behave(**{f"{REPOSITORY}/alpha@{DIGEST_NEW}": "fail"})
+    with pytest.raises(ReleaseError, match="exceeded its progress deadline.*rolled back"):
+        deploy(
+            settings(root, manifest(COMMIT_NEW, dict.fromkeys(SERVICES, DIGEST_NEW))),
+            Kubectl(str(cluster.kubectl)),
+        )
+    assert_rolled_back(cluster)
+
+
+def test_stale_version_rolls_back(released: tuple[Path, Cluster]) -> None:
+    root, cluster = released
+    cluster.behave(stale_version=["beta"])
+    with pytest.raises(ReleaseError, match="beta: /version reports revision '000000000000'"):
+        deploy(
+            settings(root, manifest(COMMIT_NEW, dict.fromkeys(SERVICES, DIGEST_NEW))),
+            Kubectl(str(cluster.kubectl)),
+        )
+    assert_rolled_back(cluster)
+
+
+def test_config_rolls_back_with_the_deployment(released: tuple[Path, Cluster]) -> None:
+    root, cluster = released
+    old_config = config_of(cluster.deployment("alpha"))
+    write_repo(root, log_level="DEBUG")  # new content, new hashed ConfigMap name
+    cluster.behave(**{f"{REPOSITORY}/alpha@{DIGEST_NEW}": "fail"})
+    with pytest.raises(ReleaseError, match="rolled back"):
+        deploy(
+            settings(root, manifest(COMMIT_NEW, dict.fromkeys(SERVICES, DIGEST_NEW))),
+            Kubectl(str(cluster.kubectl)),
+        )
+    assert config_of(cluster.deployment("alpha")) == old_config
+    # The new release's ConfigMap was applied and the old one was never deleted.
+    assert old_config in cluster.configmaps()
+    assert len([name for name in cluster.configmaps() if name.startswith("alpha-config-")]) == 2
+
+
+def test_own_deadline_rolls_back(released: tuple[Path, Cluster]) -> None:
+    root, cluster = released
+    cluster.behave(**{f"{REPOSITORY}/beta@{DIGEST_NEW}": "hang"})
+    started = time.monotonic()
+    with pytest.raises(ReleaseError, match="rolled back"):
+        deploy(
+            settings(root, manifest(COMMIT_NEW, dict.fromkeys(SERVICES, DIGEST_NEW)), deadline=8),
+            Kubectl(str(cluster.kubectl)),
+        )
+    assert time.monotonic() - started < 8 + 20
+    assert_rolled_back(cluster)
+
+
+def run_cli(root: Path, cluster: Cluster, *arguments: str) -> subprocess.Popen[str]:
+    release = root / "manifest.json"
+    manifest(COMMIT_NEW, dict.fromkeys(SERVICES, DIGEST_NEW)).write(release)
+    code = (
+        f"import sys; from pathlib import Path; import {cli.__name__} as cli; "
+        f"cli.REPO = Path({str(root)!r}); sys.exit(cli.main(sys.argv[1:]))"
+    )
+    return subprocess.Popen(
+        [sys.executable, "-c", code, *arguments],
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def deploy_until_waiting(root: Path, cluster: Cluster) -> subprocess.Popen[str]:
+    cluster.behave(**{f"{REPOSITORY}/alpha@{DIGEST_NEW}": "hang"})
+    child = run_cli(
+        root,
+        cluster,
+        "deploy",
+        "--environment=staging",
+        f"--manifest={root / 'manifest.json'}",
+        f"--state={root / 'deploy-state.json'}",
+        "--deadline=300",
+        "--rollback-timeout=60",
+        f"--kubectl={cluster.kubectl}",
+    )
+    for _ in range(300):
+        if cluster.calls("status"):
+            return child
+        time.sleep(0.1)
+    child.kill()
+    pytest.fail(f"the deploy never waited for a rollout: {child.communicate()[0]}")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signal_rolls_back(released: tuple[Path, Cluster], sig: signal.Signals) -> None:
+    root, cluster = released
+    child = deploy_until_waiting(root, cluster)
+    child.send_signal(sig)
+    output, _ = child.communicate(timeout=60)
+    assert child.returncode == 1, output
+    assert f"{sig.name} received" in output
+    assert_rolled_back(cluster)
+
+
+def test_killed_deploy_is_rolled_back_from_its_state(released: tuple[Path, Cluster]) -> None:
+    root, cluster = released
+    child = deploy_until_waiting(root, cluster)
+    child.kill()
+    child.wait()
+    assert not cluster.calls("undo")
+    rollback = run_cli(
+        root,
+        cluster,
+        "rollback",
+        f"--state={root / 'deploy-state.json'}",
+        "--rollback-timeout=60",
+        f"--kubectl={cluster.kubectl}",
+    )
+    output, _ = rollback.communicate(timeout=60)
+    assert rollback.returncode == 0, output
+    assert_rolled_back(cluster)
+    # A second run finds the rollback done and changes nothing.
+    rollback_from_state(root / "deploy-state.json", Kubectl(str(cluster.kubectl)), 60)
+    assert len(cluster.calls("undo")) == 2
+
+
+def test_manifest_must_pin_every_service(tmp_path: Path) -> None:
+    write_repo(tmp_path, log_level="INFO")
+    cluster = Cluster(tmp_path)
+    with pytest.raises(
+        ReleaseError, match=r"lists \['alpha'\], the repository's services are \['alpha', 'beta'\]"
+    ):
+        deploy(
+            settings(tmp_path, manifest(COMMIT_OLD, {"alpha": DIGEST_OLD})),
+            Kubectl(str(cluster.kubectl)),
+        )
+    assert not cluster.state.exists(), "nothing may be called before the inputs are checked"

@@ -1,0 +1,39 @@
+"""A stand-in for the `gh` CLI, for the promotion tests: GitHub is not reachable here.
+
+STANDIN_GH holds {"api": {"<path with query>": <JSON answer>}, "artifacts": {"<run id>":
+"<manifest file>"}}; `gh api PATH` answers from it (unknown paths fail like a 404) and
+`gh run download ID --name release-manifest --dir DIR` copies the run's manifest.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+
+def main(argv: list[str]) -> int:
+    recorded = json.loads(Path(os.environ["STANDIN_GH"]).read_text())
+    if argv[0] == "api":
+        path = argv[-1]
+        if path not in recorded["api"]:
+            print(f"gh: Not Found (HTTP 404) {path}", file=sys.stderr)
+            return 1
+        print(json.dumps(recorded["api"][path]))
+        return 0
+    if argv[:2] == ["run", "download"]:
+        source = recorded["artifacts"].get(argv[2])
+        if source is None:
+            print("no valid artifacts found to download", file=sys.stderr)
+            return 1
+        target = Path(argv[argv.index("--dir") + 1])
+        shutil.copy(source, target / "release-manifest.json")
+        return 0
+    print(f"gh stand-in: unsupported call {argv}", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

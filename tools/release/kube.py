@@ -1,0 +1,210 @@
+"""kubectl, driven with deadlines: every call is bounded by the time the deploy has left."""
+
+from __future__ import annotations
+
+import json
+import re
+import select
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tools.release.errors import ReleaseError
+from tools.release.process import run
+
+REVISION_ANNOTATION = "deployment.kubernetes.io/revision"
+_FORWARDING = re.compile(r"Forwarding from 127\.0\.0\.1:(\d+)")
+
+
+class Deadline:
+    """A point in time that every step of a deploy (or of its rollback) must finish by."""
+
+    def __init__(self, seconds: float, what: str) -> None:
+        self.at = time.monotonic() + seconds
+        self.what = what
+
+    def left(self) -> float:
+        remaining = self.at - time.monotonic()
+        if remaining <= 0:
+            raise ReleaseError(f"{self.what}: out of time (its deadline passed)")
+        return remaining
+
+
+@dataclass(frozen=True)
+class DeploymentRef:
+    namespace: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+class Kubectl:
+    def __init__(self, executable: str = "kubectl") -> None:
+        self.executable = executable
+
+    def _run(self, argv: Sequence[str], deadline: Deadline) -> str:
+        return run([self.executable, *argv], timeout=deadline.left())
+
+    def kustomize(self, directory: Path, deadline: Deadline) -> str:
+        return self._run(["kustomize", str(directory)], deadline)
+
+    def live_objects(self, rendered: Path, deadline: Deadline) -> list[dict[str, Any]]:
+        """The objects of the rendered file that exist in the cluster, as the server has them."""
+        text = self._run(["get", "-f", str(rendered), "--ignore-not-found", "-o", "json"], deadline)
+        if not text.strip():
+            return []
+        body = json.loads(text)
+        items = body.get("items") if body.get("kind") == "List" else [body]
+        return [item for item in items or [] if isinstance(item, dict)]
+
+    def apply(self, rendered: Path, deadline: Deadline) -> None:
+        # No --prune: the ConfigMaps of earlier releases (content-hashed names) stay, so a
+        # rolled-back pod template finds the configuration it was released with.
+        self._run(["apply", "-f", str(rendered)], deadline)
+
+    def revision(self, deployment: DeploymentRef, deadline: Deadline) -> int | None:
+        text = self._run(
+            [
+                "-n",
+                deployment.namespace,
+                "get",
+                "deployment",
+                deployment.name,
+                "--ignore-not-found",
+                "-o",
+                "json",
+            ],
+            deadline,
+        )
+        return revision_of(json.loads(text)) if text.strip() else None
+
+    def undo(self, deployment: DeploymentRef, to_revision: int, deadline: Deadline) -> None:
+        self._run(
+            [
+                "-n",
+                deployment.namespace,
+                "rollout",
+                "undo",
+                f"deployment/{deployment.name}",
+                f"--to-revision={to_revision}",
+            ],
+            deadline,
+        )
+
+    def wait_rollouts(self, deployments: Sequence[DeploymentRef], deadline: Deadline) -> list[str]:
+        """Waits for every rollout at once; the problems (empty when all completed)."""
+        seconds = max(1, int(deadline.left()))
+        children = {
+            deployment: subprocess.Popen(
+                [
+                    self.executable,
+                    "-n",
+                    deployment.namespace,
+                    "rollout",
+                    "status",
+                    f"deployment/{deployment.name}",
+                    f"--timeout={seconds}s",
+                ],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+            for deployment in deployments
+        }
+        problems = []
+        try:
+            for deployment, child in children.items():
+                try:
+                    output, _ = child.communicate(timeout=deadline.left() + 5)
+                except subprocess.TimeoutExpired:
+                    child.kill()
+                    problems.append(f"{deployment}: rollout did not finish by the deadline")
+                    continue
+                if child.returncode != 0:
+                    problems.append(f"{deployment}: rollout failed: {output.strip()}")
+        finally:
+            for child in children.values():
+                if child.poll() is None:
+                    child.kill()
+                    child.wait()
+        return problems
+
+    @contextmanager
+    def port_forward(
+        self, namespace: str, service: str, port: int, deadline: Deadline
+    ) -> Iterator[int]:
+        """A local port forwarded to the Service through the API server (works under
+        default-deny network policies, needs nothing in the cluster)."""
+        child = subprocess.Popen(
+            [self.executable, "-n", namespace, "port-forward", f"service/{service}", f":{port}"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        if child.stdout is None:
+            raise ReleaseError("port-forward started without an output pipe")
+        try:
+            seen: list[str] = []
+            local_port = None
+            while local_port is None:
+                ready, _, _ = select.select([child.stdout], [], [], min(deadline.left(), 30))
+                line = child.stdout.readline() if ready else ""
+                if not line:
+                    raise ReleaseError(
+                        f"port-forward to {namespace}/{service} did not start: {''.join(seen)}"
+                    )
+                seen.append(line)
+                match = _FORWARDING.search(line)
+                if match:
+                    local_port = int(match.group(1))
+            yield local_port
+        finally:
+            child.terminate()
+            try:
+                child.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+
+
+def revision_of(deployment: dict[str, Any]) -> int | None:
+    value = deployment.get("metadata", {}).get("annotations", {}).get(REVISION_ANNOTATION)
+    return int(value) if value else None
+
+
+def container_image(deployment: dict[str, Any], container: str) -> str | None:
+    for spec in (
+        deployment.get("spec", {}).get("template", {}).get("spec", {}).get("containers", [])
+    ):
+        if spec.get("name") == container:
+            image = spec.get("image")
+            return image if isinstance(image, str) else None
+    return None
+
+
+def get(url: str, timeout: float) -> bytes:
+    """The body of a 2xx answer to GET url (forwarded local ports only)."""
+    if not url.startswith("http://127.0.0.1:"):
+        raise ReleaseError(f"refusing to fetch {url}: only forwarded local ports are checked")
+    with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 (checked above)
+        body: bytes = response.read()
+        return body
+
+
+def fetch_version(port: int, timeout: float) -> tuple[Any, str | None]:
+    """/version's body and the error that stopped /health/ready, if any."""
+    try:
+        get(f"http://127.0.0.1:{port}/health/ready", timeout)
+    except (urllib.error.URLError, OSError, ValueError) as error:
+        return None, f"/health/ready: {error}"
+    try:
+        return json.loads(get(f"http://127.0.0.1:{port}/version", timeout)), None
+    except (urllib.error.URLError, OSError, ValueError) as error:
+        return None, f"/version: {error}"
