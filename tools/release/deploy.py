@@ -197,7 +197,7 @@ def smoke_check(
             problems.append(f"{name}: expected one Deployment named {name}, found {len(matches)}")
             continue
         ref, body = matches[0]
-        running = container_image(body, render.CONTAINER)
+        running = container_image(body, name)
         if running != entry.image:
             problems.append(f"{ref}: runs {running}, the manifest says {entry.image}")
             continue

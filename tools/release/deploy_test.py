@@ -52,7 +52,7 @@ spec:
     metadata: {{labels: {{app: {name}}}}}
     spec:
       containers:
-        - name: app
+        - name: {name}
           image: meridian/{name}
           envFrom: [{{configMapRef: {{name: {name}-config}}}}]
 ---

@@ -82,8 +82,9 @@ def image_of(template: dict[str, Any]) -> str:
     return str(template["spec"]["containers"][0]["image"])
 
 
-def revision_env(template: dict[str, Any]) -> str | None:
-    for variable in template["spec"]["containers"][0].get("env", []):
+def revision_env(template: dict[str, Any], container: str) -> str | None:
+    found = [c for c in template["spec"]["containers"] if c["name"] == container]
+    for variable in found[0].get("env", []) if found else []:
         if variable["name"] == "MERIDIAN_BUILD_REVISION":
             return str(variable["value"])
     return None
@@ -160,7 +161,7 @@ def do_port_forward(argv: list[str]) -> int:
     service = argv[argv.index("port-forward") + 1].split("/", 1)[1]
     with cluster() as state:
         record = state["deployments"][f"{namespace}/{service}"]
-        revision = revision_env(record["template"])
+        revision = revision_env(record["template"], service)
         if service in state["behaviour"].get("stale_version", []):
             revision = STALE_REVISION
 

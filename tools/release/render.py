@@ -3,8 +3,8 @@
 The repository's overlays stay as they are: the temporary kustomization (in the
 runner's temp directory) lists the overlay as its resource and adds
 - `images:` every service's image by digest, from the release manifest;
-- a patch per service Deployment: MERIDIAN_BUILD_REVISION/VERSION on the `app`
-  container (the revision that built that service's image, so an unchanged service's
+- a patch per service Deployment: MERIDIAN_BUILD_REVISION/VERSION on the service's
+  container (named after the service, as deployments/k8s/base names it) (the revision that built that service's image, so an unchanged service's
   pod template stays the same and it is not rolled), and the release commit as an
   annotation on the Deployment itself (not its pod template).
 """
@@ -19,7 +19,6 @@ from typing import Any
 
 from tools.release.manifest import Manifest
 
-CONTAINER = "app"
 RELEASE_ANNOTATION = "meridian.dev/release-commit"
 VERSION_ANNOTATION = "meridian.dev/release-version"
 
@@ -36,7 +35,7 @@ def _deployment_patch(
                 "spec": {
                     "containers": [
                         {
-                            "name": CONTAINER,
+                            "name": service,
                             "env": [
                                 {"name": "MERIDIAN_BUILD_REVISION", "value": revision},
                                 {"name": "MERIDIAN_BUILD_VERSION", "value": version},

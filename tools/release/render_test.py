@@ -48,8 +48,9 @@ def test_release_pins_digests_and_revisions(environment: str, tmp_path: Path) ->
     rendered = deployments(environment, manifest, tmp_path)
     assert sorted(rendered) == sorted(manifest.services)
     for name, entry in manifest.services.items():
-        container = rendered[name]["spec"]["template"]["spec"]["containers"][0]
-        assert container["name"] == render.CONTAINER
+        containers = rendered[name]["spec"]["template"]["spec"]["containers"]
+        assert [container["name"] for container in containers] == [name]
+        container = containers[0]
         assert container["image"] == entry.image
         env = {item["name"]: item.get("value") for item in container["env"]}
         assert env["MERIDIAN_BUILD_REVISION"] == entry.revision
