@@ -3,24 +3,24 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import ctypes
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
+from collections import deque
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
+from meridian_devstack.health import Readiness, check_readiness, port_accepts
 from meridian_devstack.stack import Process, StackFileError, load_stack
 
 DEFAULT_STACK = Path("deployments/local/processes.yaml")
+TAIL_LINES = 20
+WAITING_NOTE_SECONDS = 3.0
 
 
 class StackError(Exception):
@@ -34,12 +34,6 @@ def _stop_with_parent() -> None:
         libc.prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
 
 
-def _port_in_use(port: int) -> bool:
-    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-        return True
-    return False
-
-
 def preflight(processes: Sequence[Process]) -> None:
     """Refuse to start half a stack: report every missing build output and busy port."""
     problems = []
@@ -47,34 +41,71 @@ def preflight(processes: Sequence[Process]) -> None:
         program = process.cmd[1] if process.cmd[0].startswith("python") else process.cmd[0]
         if "/" in program and not Path(program).exists():
             problems.append(f"{process.name}: {program} does not exist; run `make build` first")
-        if _port_in_use(process.port):
+        if port_accepts(process.port):
             problems.append(f"{process.name}: port {process.port} is already in use")
     if problems:
         raise StackError("cannot start the local stack:\n  " + "\n  ".join(problems))
 
 
-def _ready(process: Process) -> bool:
-    if process.ready_path is None:
-        return _port_in_use(process.port)
-    url = f"http://127.0.0.1:{process.port}{process.ready_path}"
-    try:
-        with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310 - loopback only
-            return int(response.status) == 200
-    except (OSError, urllib.error.URLError):
-        return False
+def _indent(text: str, prefix: str = "    ") -> str:
+    return "\n".join(prefix + line for line in text.splitlines())
 
 
-def _relay(name: str, stream: Any, width: int) -> None:
-    for line in stream:
-        sys.stdout.write(f"{name:>{width}} | {line}")
-        sys.stdout.flush()
+def _exit_status(code: int | None) -> str:
+    if code is None:
+        return "still running"
+    if code < 0:
+        return f"killed by {signal.Signals(-code).name}"
+    return f"exited with code {code}"
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m{secs:02d}s"
+    return f"{minutes}m{secs:02d}s" if minutes else f"{seconds:.1f}s"
+
+
+@dataclass
+class Running:
+    """A started process, the tail of its output, and when it started and ended."""
+
+    process: Process
+    child: subprocess.Popen[str]
+    started: float
+    tail: deque[str] = field(default_factory=lambda: deque(maxlen=TAIL_LINES))
+    ended: float | None = None
+    relay_thread: threading.Thread | None = None
+
+    def relay(self, width: int) -> None:
+        for line in self.child.stdout or ():
+            self.tail.append(line.rstrip("\n"))
+            sys.stdout.write(f"{self.process.name:>{width}} | {line}")
+            sys.stdout.flush()
+
+    def exited(self) -> bool:
+        if self.child.poll() is None:
+            return False
+        if self.ended is None:
+            self.ended = time.monotonic()
+        return True
+
+    def last_lines(self) -> str:
+        if self.relay_thread is not None and self.exited():
+            self.relay_thread.join(2)  # its last lines are often the reason it exited
+        lines = list(self.tail)
+        if not lines:
+            return f"  (no output from {self.process.name})"
+        return f"  last {len(lines)} lines of {self.process.name}:\n" + _indent("\n".join(lines))
 
 
 class Stack:
     def __init__(self, processes: Sequence[Process], ready_timeout: float) -> None:
         self.processes = processes
         self.ready_timeout = ready_timeout
-        self.running: list[tuple[Process, subprocess.Popen[str]]] = []
+        self.running: list[Running] = []
+        self.stopped: list[Running] = []
         self.width = max(len(process.name) for process in processes)
 
     def start(self, process: Process) -> float:
@@ -88,34 +119,95 @@ class Stack:
             start_new_session=True,  # Ctrl-C reaches the stack, which stops children in order
             preexec_fn=_stop_with_parent,  # noqa: PLW1509 - only calls prctl
         )
-        self.running.append((process, child))
-        threading.Thread(
-            target=_relay, args=(process.name, child.stdout, self.width), daemon=True
-        ).start()
+        running = Running(process, child, started)
+        self.running.append(running)
+        running.relay_thread = threading.Thread(
+            target=running.relay, args=(self.width,), daemon=True
+        )
+        running.relay_thread.start()
+        reason, said = "", started
         while time.monotonic() - started < self.ready_timeout:
-            if child.poll() is not None:
+            if running.exited():
                 raise StackError(
-                    f"{process.name} exited with code {child.returncode} while starting"
+                    f"{process.name} {_exit_status(child.returncode)} while starting\n"
+                    + running.last_lines()
                 )
-            if _ready(process):
+            readiness = check_readiness(process)
+            if readiness.ready:
                 return time.monotonic() - started
-            time.sleep(0.1)
-        raise StackError(f"{process.name} was not ready within {self.ready_timeout:g}s")
+            # Say why it is not ready yet when the reason changes, at most every few seconds.
+            if readiness.reason != reason and time.monotonic() - said >= WAITING_NOTE_SECONDS:
+                reason, said = readiness.reason, time.monotonic()
+                print(f"waiting for {process.name}:\n{_indent(reason)}", flush=True)
+            time.sleep(0.2)
+        raise StackError(self.not_ready_report(running, check_readiness(process)))
 
-    def crashed(self) -> Process | None:
-        return next((process for process, child in self.running if child.poll() is not None), None)
+    def not_ready_report(self, running: Running, readiness: Readiness) -> str:
+        lines = [
+            f"{running.process.name} was not ready within {self.ready_timeout:g}s:",
+            _indent(readiness.reason or "(no reason given)"),
+            running.last_lines(),
+        ]
+        lines += [
+            f"{other.process.name} {_exit_status(other.child.returncode)}:\n{other.last_lines()}"
+            for other in self.running
+            if other is not running and other.exited()
+        ]
+        return "\n".join(lines)
+
+    def crashed(self) -> Running | None:
+        return next((running for running in self.running if running.exited()), None)
 
     def stop(self) -> None:
-        for process, child in reversed(self.running):
-            if child.poll() is None:
-                child.send_signal(signal.SIGTERM)
+        for running in reversed(self.running):
+            if running.child.poll() is None:
+                running.child.send_signal(signal.SIGTERM)
                 try:
-                    child.wait(15)
+                    running.child.wait(15)
                 except subprocess.TimeoutExpired:
-                    print(f"{process.name} did not stop within 15s; killing it", file=sys.stderr)
-                    child.kill()
-                    child.wait()
-        self.running.clear()
+                    print(
+                        f"{running.process.name} did not stop within 15s; killing it",
+                        file=sys.stderr,
+                    )
+                    running.child.kill()
+                    running.child.wait()
+            running.exited()
+        self.stopped, self.running = self.running, []
+
+    def summary(self, started: float) -> str:
+        lines = [f"Meridian ran for {_duration(time.monotonic() - started)}:"]
+        for running in self.stopped:
+            ran = (running.ended or time.monotonic()) - running.started
+            lines.append(
+                f"  {running.process.name:<22} pid {running.child.pid:<8} ran {_duration(ran):<9}"
+                f" {_exit_status(running.child.returncode)}"
+            )
+        return "\n".join(lines)
+
+
+class ReadinessWatch:
+    """Reports services that stop being ready (with why) and when they recover."""
+
+    def __init__(self, stack: Stack, interval: float) -> None:
+        self.stack = stack
+        self.interval = interval
+        self.reasons: dict[str, str] = {}
+        self.next_check = time.monotonic() + interval
+
+    def poll(self) -> None:
+        if time.monotonic() < self.next_check:
+            return
+        self.next_check = time.monotonic() + self.interval
+        for running in self.stack.running:
+            process = running.process
+            readiness = check_readiness(process)
+            before = self.reasons.get(process.name)
+            if readiness.ready and before is not None:
+                del self.reasons[process.name]
+                print(f"{process.name} is ready again", flush=True)
+            elif not readiness.ready and readiness.reason != before:
+                self.reasons[process.name] = readiness.reason
+                print(f"{process.name} is not ready:\n{_indent(readiness.reason)}", flush=True)
 
 
 def _summary(timings: dict[str, float], processes: Sequence[Process]) -> str:
@@ -134,6 +226,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("stack", nargs="?", type=Path, default=DEFAULT_STACK)
     parser.add_argument("--ready-timeout", type=float, default=60.0)
     parser.add_argument("--exit-when-ready", action="store_true", help="stop once all are ready")
+    parser.add_argument(
+        "--watch-interval",
+        type=float,
+        default=5.0,
+        help="seconds between readiness checks once running (reports changes with reasons)",
+    )
     args = parser.parse_args(argv)
 
     stop = threading.Event()
@@ -147,23 +245,33 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
     stack = Stack(processes, args.ready_timeout)
+    started = time.monotonic()
+    status = 0
     try:
         timings = {}
         for process in processes:
             if stop.is_set():
-                return 130
+                status = 130
+                return status
             timings[process.name] = stack.start(process)
         print(_summary(timings, processes), flush=True)
+        watch = ReadinessWatch(stack, args.watch_interval)
         while not args.exit_when_ready and not stop.wait(0.5):
             crashed = stack.crashed()
             if crashed is not None:
-                raise StackError(f"{crashed.name} exited unexpectedly; stopping the stack")
+                raise StackError(
+                    f"{crashed.process.name} {_exit_status(crashed.child.returncode)} "
+                    f"unexpectedly; stopping the stack\n{crashed.last_lines()}"
+                )
+            watch.poll()
     except StackError as error:
         print(error, file=sys.stderr)
-        return 1
+        status = 1
     finally:
         stack.stop()
-    return 0
+        if stack.stopped:
+            print(stack.summary(started), flush=True)
+    return status
 
 
 if __name__ == "__main__":

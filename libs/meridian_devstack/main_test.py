@@ -1,13 +1,25 @@
 """The stack runner against real processes: start in order, report, stop cleanly."""
 
+import json
+import os
+import re
+import signal
 import socket
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from meridian_devstack.main import main
+from meridian_testing.process import child_environment
 from meridian_testing.servers import free_port
+
+SERVICE_CODE = (
+    "from meridian_chassis import ServiceSpec, run; "
+    "run(ServiceSpec('ledger', frozenset({'redis'})))"
+)
 
 
 def _http_server(name: str, port: int) -> str:
@@ -59,3 +71,91 @@ def test_busy_port_is_reported_before_anything_starts(
         port = busy.getsockname()[1]
         assert main([_write(tmp_path, _http_server("web", port)), "--exit-when-ready"]) == 1
     assert f"web: port {port} is already in use" in capsys.readouterr().err
+
+
+def _process(name: str, argv: list[str], port: int, **fields: object) -> str:
+    entry = {"name": name, "cmd": argv, "port": port, **fields}
+    return "  - " + json.dumps(entry) + "\n"
+
+
+def _runner(stack: str, *options: str) -> subprocess.Popen[str]:
+    code = "import sys; from meridian_devstack.main import main; sys.exit(main(sys.argv[1:]))"
+    return subprocess.Popen(
+        [sys.executable, "-c", code, stack, *options],
+        env=child_environment({}),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def test_a_service_that_is_not_ready_is_reported_with_its_failing_checks(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    closed_port, port = free_port(), free_port()
+    env = {
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        "REDIS_URL": f"redis://127.0.0.1:{closed_port}/0",
+        "READINESS_CACHE_SECONDS": "0",
+        "PYTHONPATH": os.pathsep.join(path for path in sys.path if path),
+    }
+    service = _process(
+        "ledger", [sys.executable, "-c", SERVICE_CODE], port, ready_path="/health/ready", env=env
+    )
+    assert main([_write(tmp_path, service), "--exit-when-ready", "--ready-timeout", "8"]) == 1
+    captured = capsys.readouterr()
+    assert "ledger was not ready within 8s:" in captured.err
+    assert f"redis: ConnectionError: Error 111 connecting to 127.0.0.1:{closed_port}" in (
+        captured.err
+    )
+    assert re.search(r"last \d+ lines of ledger:\n", captured.err)
+    assert '"message": "starting"' in captured.err
+    # The runner asked /health/ready dozens of times; none of that is in the console.
+    assert "/health/ready" not in captured.out.replace("http://127.0.0.1", "")
+    assert "waiting for ledger:\n    redis: ConnectionError" in captured.out
+    assert not _listening(port)
+
+
+def test_a_process_that_dies_while_running_is_reported_with_its_last_lines(
+    tmp_path: Path,
+) -> None:
+    port = free_port()
+    dying = (
+        "import socket, sys, time\n"
+        f"s = socket.create_server(('127.0.0.1', {port}))\n"
+        "print('backing server up', flush=True)\n"
+        "time.sleep(1)\n"
+        "print('FATAL: out of disk space', flush=True)\n"
+        "sys.exit(4)\n"
+    )
+    stack = _write(tmp_path, _process("store", [sys.executable, "-c", dying], port))
+    runner = _runner(stack, "--ready-timeout", "20")
+    out, _ = runner.communicate(timeout=60)
+    assert runner.returncode == 1
+    assert "store exited with code 4 unexpectedly; stopping the stack" in out
+    assert "last 2 lines of store:\n    backing server up\n    FATAL: out of disk space" in out
+    assert re.search(r"  store +pid \d+ +ran [\d.]+s +exited with code 4", out), out
+
+
+def test_ctrl_c_stops_everything_and_prints_what_ran(tmp_path: Path) -> None:
+    ports = free_port(), free_port()
+    stack = _write(tmp_path, _http_server("web", ports[0]), _http_server("api", ports[1]))
+    runner = _runner(stack, "--ready-timeout", "20")
+    assert runner.stdout is not None
+    lines = []
+    for line in runner.stdout:
+        lines.append(line)
+        if line.startswith("Press Ctrl-C"):
+            break
+    time.sleep(1.2)
+    runner.send_signal(signal.SIGINT)
+    out, _ = runner.communicate(timeout=60)
+    assert runner.returncode == 0
+    summary = out[out.index("Meridian ran for") :]
+    for name in ("web", "api"):
+        match = re.search(rf"  {name} +pid \d+ +ran (\d+\.\d)s +killed by SIGTERM", summary)
+        assert match is not None, summary
+        assert float(match[1]) >= 1.0
+    for port in ports:
+        assert not _listening(port)

@@ -1,0 +1,59 @@
+"""Ask a local process whether it is ready and, when it is not, why."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+
+from meridian_devstack.stack import Process
+
+
+@dataclass(frozen=True)
+class Readiness:
+    ready: bool
+    reason: str  # empty when ready
+
+
+def port_accepts(port: int) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+        return True
+    return False
+
+
+def _reason(status: int, text: str) -> str:
+    """The failing checks as the service reports them, one per line."""
+    try:
+        body = json.loads(text)
+    except json.JSONDecodeError:
+        return f"HTTP {status}: {text.strip()[:200]}"
+    if not isinstance(body, dict):
+        return f"HTTP {status}: {text.strip()[:200]}"
+    checks = body.get("checks") or {}
+    failing = [
+        f"{name}: {check.get('detail', '?')}"
+        for name, check in sorted(checks.items())
+        if isinstance(check, dict) and not check.get("ok")
+    ]
+    if failing:
+        return "\n".join(failing)
+    return f"HTTP {status}, status {body.get('status', '?')!r}"
+
+
+def check_readiness(process: Process, timeout: float = 3.0) -> Readiness:
+    if process.ready_path is None:
+        if port_accepts(process.port):
+            return Readiness(True, "")
+        return Readiness(False, f"nothing accepts connections on port {process.port}")
+    url = f"http://127.0.0.1:{process.port}{process.ready_path}"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - loopback
+            return Readiness(int(response.status) == 200, "")
+    except urllib.error.HTTPError as error:
+        return Readiness(False, _reason(error.code, error.read().decode(errors="replace")))
+    except (OSError, urllib.error.URLError) as error:
+        reason = getattr(error, "reason", error)
+        return Readiness(False, f"{url} does not answer ({reason})")
