@@ -9,14 +9,11 @@
 # BUILD files until they change, so the image's `srcs` stage fails the build if the
 # copy it was given differs from the file.
 _SERVICE_DOCKERFILE = "deployments/docker/Dockerfile"
-# Passed through from the environment (tools/image-tags.sh --env prints them); the
-# Dockerfile has defaults for builds without them.
-_BUILD_METADATA = (
-    "MERIDIAN_BUILD_VERSION",
-    "MERIDIAN_BUILD_REVISION",
-    "MERIDIAN_BUILD_DATE",
-    "MERIDIAN_SOURCE_URL",
-)
+# Passed through from the environment (tools/image-tags.sh --env prints them). The
+# revision and version only name :image's tags; no image holds them (see the
+# Dockerfile), so every commit with the same inputs builds the same image.
+_TAG_METADATA = ("MERIDIAN_BUILD_VERSION", "MERIDIAN_BUILD_REVISION")
+_SOURCE_URL = "MERIDIAN_SOURCE_URL"
 
 _IMAGE_PEX_FIELDS = (
     "output_path",
@@ -95,7 +92,7 @@ def _service_image(package, pex_overrides):
         execution_dependencies=[":image-srcs"],
         output_files=[srcs_layer, dev_srcs_layer],
         workdir="/",
-        extra_env_vars=[*_BUILD_METADATA, "SOURCE_DATE_EPOCH"],
+        extra_env_vars=[_SOURCE_URL, "SOURCE_DATE_EPOCH"],
     )
     # Base + third-party deps: rebuilt only when they change. Its tag is a hash of its
     # inputs, so :image always starts from the runtime built from the same lock.
@@ -117,9 +114,10 @@ def _service_image(package, pex_overrides):
     docker_image(
         name="image",
         instructions=instructions,
-        dependencies=[":runtime", ":image-srcs-layer"],
+        # The context: the classic builder runs the build stage too (see the Dockerfile).
+        dependencies=[":runtime", ":image-srcs-layer", "deployments/docker:context"],
         repository=f"meridian/{service}",
-        # What CI tests, scans and pushes: the commit and the version.
+        # What CI tests, scans and pushes, tagged with the commit and the version.
         image_tags=[
             "{build_args.MERIDIAN_BUILD_REVISION}",
             "{build_args.MERIDIAN_BUILD_VERSION}",
@@ -128,7 +126,8 @@ def _service_image(package, pex_overrides):
             f"RUNTIME_IMAGE={directory}:runtime",
             f"SRCS_LAYER={srcs_layer}",
             f"MERIDIAN_SERVICE={service}",
-            *_BUILD_METADATA,
+            _SOURCE_URL,
+            *_TAG_METADATA,
         ],
     )
     # What local clusters run (Tilt, overlays/dev): the image plus live_update support.

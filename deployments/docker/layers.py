@@ -10,8 +10,8 @@ runs in Pants, on the build machine's CPython 3.11 (see build-support/macros.py)
             shared objects stripped of debug info, plus the bytecode of the
             standard-library and third-party modules that importing the wheels loads
   srcs      the first-party PEX -> a layer tarball of the sources and their bytecode
-            for /app, and the build metadata (MERIDIAN_BUILD_* variables) as
-            etc/meridian/build.json
+            for /app, and etc/meridian/build.json: the service's name and source
+            URL, nothing of the commit (a deployment injects that)
 
 Every tree written for the image is reproducible: fixed mtimes (SOURCE_DATE_EPOCH,
 default 0), normalised modes, bytecode keyed by source hash instead of mtime. Equal
@@ -42,13 +42,9 @@ STDLIB = Path("/usr/lib/python3.11")
 SITE_PACKAGES = Path("lib/python3.11/site-packages")
 SERVICE_USER = 65532
 DOCKERFILE = "deployments/docker/Dockerfile"
-# /etc/meridian/build.json key -> the environment variable it comes from.
-BUILD_INFO = {
-    "version": "MERIDIAN_BUILD_VERSION",
-    "revision": "MERIDIAN_BUILD_REVISION",
-    "date": "MERIDIAN_BUILD_DATE",
-    "source": "MERIDIAN_SOURCE_URL",
-}
+# /etc/meridian/build.json key -> the environment variable it comes from. No revision,
+# version or date: equal inputs must give an equal layer on every commit.
+BUILD_INFO = {"source": "MERIDIAN_SOURCE_URL"}
 # What a PEX holds besides its first-party code (pex's own list for `venv --scope=srcs`).
 PEX_RUNTIME = frozenset(
     {"__main__.py", "__pex__", "__pycache__", ".bootstrap", ".deps", "PEX-INFO", "PEX-LAYOUT"}

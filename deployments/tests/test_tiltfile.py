@@ -1,9 +1,12 @@
-"""The Tiltfile runs under starlark-go (the interpreter Tilt embeds) against stand-ins
+"""The real Tiltfile runs under starlark-go (the interpreter Tilt embeds) against stand-ins
 for Tilt's API that take exactly the parameters of Tilt's API reference, in cluster and
---local mode, and declares the expected resources, image builds, live updates and
-port-forwards.
+--local mode; the tests assert on what it declares: resources, image builds, live
+updates, port-forwards, the YAML it deploys, and the order of its context check.
 
-Run from the repository root; cluster mode renders overlays/dev with `kubectl kustomize`.
+The stand-in for `local` enforces Tilt's own rule: it refuses to run while the kube
+context is neither one Tilt recognises as a local cluster nor allowed by
+`allow_k8s_contexts`. Commands really run (kubectl kustomize, tools/image-tags.sh),
+from the repository root or a Pants sandbox made into a git checkout.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import re
 import shutil
 import subprocess
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +30,8 @@ Obj = dict[str, Any]
 # "!" marks required ones. A call with any other argument fails, as it does in Tilt.
 TILT_API = {
     "version_settings": "check_updates constraint",
+    "update_settings": "max_parallel_updates k8s_upsert_timeout_secs suppress_unused_image_warnings",
+    "docker_prune_settings": "disable max_age_mins num_builds interval_hrs keep_recent",
     "config.define_bool": "name! args usage",
     "config.define_string_list": "name! args usage",
     "config.parse": "",
@@ -35,6 +40,8 @@ TILT_API = {
     "fail": "msg!",
     "local": "command! quiet command_bat echo_off env dir stdin",
     "read_yaml": "path! default",
+    "decode_yaml_stream": "yaml!",
+    "encode_yaml_stream": "objs!",
     "k8s_context": "",
     "allow_k8s_contexts": "contexts!",
     "kustomize": "pathToDir! kustomize_bin flags",
@@ -62,25 +69,20 @@ TILTFILE = Path("Tiltfile")
 PROCESSES = Path("deployments/local/processes.yaml")
 DEV_OVERLAY = "deployments/k8s/overlays/dev"
 SITE_PACKAGES = "/app/lib/python3.11/site-packages/"
-REBUILD_DEPS = ["api/proto", "3rdparty/python", "deployments/docker", "build-support"]
-IMAGE_DEPS = {"libs/meridian_chassis", *REBUILD_DEPS}
-SERVICE_PORTS = {"current-account": 8081, "financial-accounting": 8082, "position-keeping": 8083}
+# Where a Pants-built pex lands: dist/<target dir, dots for slashes>/<target name>.pex
+PEX_PATH = re.compile(r"^dist/(?P<dir>[\w.]+)/(?P<name>[\w-]+)\.pex$")
 BACKING_PORTS = {
     "cockroachdb": {26257: 26257, 8090: 8080},
     "redis": {6379: 6379},
     "kafka": {9092: 9094},
 }
 BACKING_DEPS = {"cockroachdb-init", "redis", "kafka"}
-LOCAL_CONTEXTS = [
-    "kind-kind",
-    "k3d-meridian",
-    "minikube",
-    "docker-desktop",
-    "rancher-desktop",
-    "orbstack",
-]
 WORKLOAD_KINDS = {"Deployment", "StatefulSet", "Job"}
+# What Tilt groups by itself: Services follow the pods they select.
+AUTO_GROUPED_KINDS = WORKLOAD_KINDS | {"Service"}
+BUILD_METADATA = ("MERIDIAN_BUILD_REVISION", "MERIDIAN_BUILD_VERSION")
 TEST_CMD = "./pants test --changed-since=origin/main --changed-dependents=transitive"
+PRODUCTION = "gke_meridian_europe-west1_production"
 
 
 class TiltfileError(Exception):
@@ -95,8 +97,8 @@ def kubectl_kustomize(path: str) -> str:
     ).stdout
 
 
-def run_argv(argv: Any) -> str:
-    assert isinstance(argv, list), "local() takes argv, not a shell string"
+def run_command(command: Any) -> str:
+    argv = command if isinstance(command, list) else ["sh", "-c", command]
     return subprocess.run(argv, check=True, capture_output=True, text=True).stdout
 
 
@@ -115,18 +117,28 @@ def value_of(function: str) -> Callable[[Obj], Obj]:
 
 
 class Tilt:
-    """Evaluates the Tiltfile and records every call: calls[function] = [arguments]."""
+    """Evaluates the Tiltfile and records every call: calls[function] = [arguments], and
+    their order in `sequence`.
 
-    def __init__(self, flags: Obj, context: str) -> None:
+    `recognised_local`: whether Tilt's own detection (from the cluster, not the
+    context's name) finds the context to be a local cluster."""
+
+    def __init__(self, flags: Obj, context: str, recognised_local: bool) -> None:
         self.calls: defaultdict[str, list[Obj]] = defaultdict(list)
+        self.sequence: list[str] = []
         self.yaml: list[Obj] = []
+        self.context = context
+        self.context_allowed = recognised_local
         results: dict[str, Callable[[Obj], Any]] = {
             "config.parse": lambda _: dict(flags),
             "os.path.exists": lambda a: Path(a["path"]).exists(),
             "fail": fail,
-            "local": lambda a: run_argv(a["command"]),
+            "local": self.local,
             "read_yaml": lambda a: yaml.safe_load(Path(a["path"]).read_text()),
+            "decode_yaml_stream": lambda a: [d for d in yaml.safe_load_all(a["yaml"]) if d],
+            "encode_yaml_stream": lambda a: yaml.safe_dump_all(a["objs"]),
             "k8s_context": lambda _: context,
+            "allow_k8s_contexts": self.allow_k8s_contexts,
             "kustomize": lambda a: kubectl_kustomize(a["pathToDir"]),
             "k8s_yaml": lambda a: self.yaml.extend(d for d in yaml.safe_load_all(a["yaml"]) if d),
         }
@@ -136,6 +148,19 @@ class Tilt:
             for name, params in TILT_API.items()
         }
         self.functions.update(TRIGGER_MODE_AUTO="TRIGGER_MODE_AUTO", TRIGGER_MODE_MANUAL=MANUAL)
+
+    def local(self, arguments: Obj) -> str:
+        if not self.context_allowed:
+            # Tilt's message, verbatim but for the context.
+            raise TiltfileError(
+                f"Refusing to run 'local' because {self.context} might be a production kube context."
+            )
+        return run_command(arguments["command"])
+
+    def allow_k8s_contexts(self, arguments: Obj) -> None:
+        contexts = arguments["contexts"]
+        if self.context in (contexts if isinstance(contexts, list) else [contexts]):
+            self.context_allowed = True
 
     def stand_in(self, name: str, params: str, result: Callable[[Obj], Any]) -> Callable[..., Any]:
         signature = inspect.Signature(
@@ -152,6 +177,7 @@ class Tilt:
         def call(*args: Any, **kwargs: Any) -> Any:
             arguments = signature.bind(*args, **kwargs).arguments
             self.calls[name].append(arguments)
+            self.sequence.append(name)
             return result(arguments)
 
         call.__name__ = name
@@ -161,8 +187,10 @@ class Tilt:
         return {c[key]: c for c in self.calls[function]}
 
 
-def evaluate(local: bool = False, context: str = "kind-meridian") -> Tilt:
-    tilt = Tilt({"local": True} if local else {}, context)
+def evaluate(
+    flags: Obj | None = None, context: str = "kind-meridian", recognised_local: bool = True
+) -> Tilt:
+    tilt = Tilt(flags or {}, context, recognised_local)
     # Tilt's config and os.path modules become flat names (see starlark_name):
     # starlark-go's Python bindings pass plain values and functions, not modules.
     source = re.sub(
@@ -172,8 +200,27 @@ def evaluate(local: bool = False, context: str = "kind-meridian") -> Tilt:
     starlark_go.configure_starlark(allow_set=True, allow_global_reassign=True, allow_recursion=True)
     interpreter = starlark_go.Starlark()
     interpreter.set(**tilt.functions)
-    interpreter.exec(source, filename=str(TILTFILE))
+    try:
+        interpreter.exec(source, filename=str(TILTFILE))
+    except starlark_go.EvalError as error:
+        raise TiltfileError(str(error)) from error
     return tilt
+
+
+@pytest.fixture(scope="session", autouse=True)
+def git_checkout() -> Iterator[None]:
+    """tools/image-tags.sh reads git; a Pants sandbox is no checkout, so it becomes one."""
+    if not Path(".git").exists():
+        git = ["git", "-c", "user.name=Meridian", "-c", "user.email=ci@meridian.invalid"]
+        subprocess.run(["git", "init", "-q"], check=True)
+        subprocess.run(["git", "add", "-A"], check=True)
+        subprocess.run([*git, "commit", "-q", "-m", "sandbox"], check=True)
+    yield
+
+
+def build_metadata() -> dict[str, str]:
+    lines = run_command(["tools/image-tags.sh", "--env"]).splitlines()
+    return {k: v for k, v in (line.split("=", 1) for line in lines) if k in BUILD_METADATA}
 
 
 def service_packages() -> list[str]:
@@ -201,9 +248,21 @@ def container_ports(workload: Obj) -> set[int]:
     }
 
 
+def is_service(obj: Obj) -> bool:
+    labels = obj["metadata"].get("labels", {})
+    return obj["kind"] == "Deployment" and labels.get("app.kubernetes.io/component") == "service"
+
+
 @pytest.fixture(scope="module")
 def cluster() -> Tilt:
     return evaluate()
+
+
+@pytest.fixture(scope="module")
+def local_mode() -> Tilt:
+    # No cluster involved: even a production context is no obstacle, and nothing is
+    # allowed on its behalf.
+    return evaluate({"local": True}, context=PRODUCTION, recognised_local=False)
 
 
 @pytest.fixture(scope="module")
@@ -212,49 +271,138 @@ def processes() -> list[Obj]:
     return yaml.safe_load(PROCESSES.read_text())["processes"]  # type: ignore[no-any-return]
 
 
-def test_cluster_mode_deploys_the_dev_overlay(cluster: Tilt) -> None:
-    assert cluster.yaml == [d for d in yaml.safe_load_all(kubectl_kustomize(DEV_OVERLAY)) if d]
-    assert {c["name"] for c in cluster.calls["config.define_bool"]} == {"local"}
+def service_names(processes: list[Obj]) -> dict[str, int]:
+    return {p["name"]: p["port"] for p in processes if "services" in p.get("labels", [])}
 
 
-@pytest.mark.parametrize("context", LOCAL_CONTEXTS)
-def test_local_clusters_are_allowed(context: str) -> None:
-    assert [c["contexts"] for c in evaluate(context=context).calls["allow_k8s_contexts"]] == [
-        context
-    ]
+def test_tilt_recognised_clusters_need_no_allowance(cluster: Tilt) -> None:
+    assert not cluster.calls["allow_k8s_contexts"]
+    assert cluster.calls["local"], "the Tiltfile runs local() in cluster mode (build metadata)"
 
 
-def test_other_clusters_are_not_allowed() -> None:
-    assert not evaluate(context="gke_meridian_europe-west1_production").calls["allow_k8s_contexts"]
+def test_a_context_named_like_a_local_cluster_is_not_trusted_by_its_name() -> None:
+    # The trial's failure: a context called k3d-meridian whose kubeconfig cluster has
+    # another name, which Tilt does not recognise as local.
+    with pytest.raises(TiltfileError, match="Refusing to run 'local' because k3d-meridian"):
+        evaluate(context="k3d-meridian", recognised_local=False)
 
 
-def test_every_service_is_built_with_pants_and_live_updated(cluster: Tilt) -> None:
+@pytest.mark.parametrize("context", ["k3d-meridian", "shared-dev"])
+def test_an_opted_in_context_is_allowed_before_any_local(context: str) -> None:
+    tilt = evaluate({"allow-context": [context]}, context=context, recognised_local=False)
+    assert [c["contexts"] for c in tilt.calls["allow_k8s_contexts"]] == [context]
+    assert tilt.sequence.index("allow_k8s_contexts") < tilt.sequence.index("local")
+    assert tilt.yaml, "the opted-in context gets the stack"
+
+
+def test_an_opt_in_for_another_context_allows_nothing() -> None:
+    with pytest.raises(TiltfileError, match="Refusing to run 'local'"):
+        evaluate({"allow-context": ["shared-dev"]}, context=PRODUCTION, recognised_local=False)
+
+
+def test_cluster_mode_deploys_the_dev_overlay_with_the_build_metadata(cluster: Tilt) -> None:
+    rendered = [d for d in yaml.safe_load_all(kubectl_kustomize(DEV_OVERLAY)) if d]
+    metadata = build_metadata()
+    assert re.fullmatch(r"[0-9a-f]{12}(-dirty)?", metadata["MERIDIAN_BUILD_REVISION"])
+    services = [d for d in cluster.yaml if is_service(d)]
+    assert services, "the dev overlay has no service Deployments"
+    for deployment in services:
+        for container in deployment["spec"]["template"]["spec"]["containers"]:
+            env = {e["name"]: e.get("value") for e in container.get("env", [])}
+            assert {k: env.get(k) for k in BUILD_METADATA} == metadata, deployment["metadata"]
+            container["env"] = [e for e in container["env"] if e["name"] not in BUILD_METADATA]
+            if not container["env"]:
+                del container["env"]
+    assert cluster.yaml == rendered, "only the build metadata differs from the dev overlay"
+
+
+def test_builds_run_one_at_a_time_and_tilt_prunes_no_docker(cluster: Tilt) -> None:
+    assert [c["max_parallel_updates"] for c in cluster.calls["update_settings"]] == [1]
+    assert [c["disable"] for c in cluster.calls["docker_prune_settings"]] == [True]
+
+
+def test_every_service_is_built_with_pants_pushed_once_and_live_updated(
+    cluster: Tilt, local_mode: Tilt
+) -> None:
     packages = service_packages()
     assert packages, "no services/*/BUILD found: run from the repository root"
     images = cluster.by("custom_build", "ref")
     assert set(images) == {"meridian/" + p.replace("_", "-") for p in packages}
+    ignores = {tuple(r["ignore"]) for r in local_mode.calls["local_resource"] if r.get("ignore")}
+    assert len(ignores) == 1, "every local process ignores the same files"
     for pkg in packages:
         build = images["meridian/" + pkg.replace("_", "-")]
         assert build["command"] == f"tools/tilt-build-image.sh services/{pkg}"
-        assert set(build["deps"]) == {f"services/{pkg}"} | IMAGE_DEPS
+        # The script puts the image where the cluster pulls it; Tilt neither looks for
+        # it in a Docker daemon nor pushes it a second time.
+        assert build["skips_local_docker"] is True
+        assert build["env"] == {"MERIDIAN_KUBE_CONTEXT": "kind-meridian"}
+        assert f"services/{pkg}" in build["deps"]
+        assert all(Path(d).exists() for d in build["deps"]), build["deps"]
+        assert tuple(build["ignore"]) in ignores, "both modes ignore the same files"
+        assert {"**/*_test.py", "**/*.md"} <= set(build["ignore"])
         first, *steps = build["live_update"]
-        assert first == {"fn": "fall_back_on", "files": [*REBUILD_DEPS, f"services/{pkg}/BUILD"]}
-        assert "**/*_test.py" in build["ignore"], "editing a test must not touch the image"
-        # The dev image has tar and rm stand-ins but no shell: only syncs, no run() steps.
+        assert first["fn"] == "fall_back_on"
+        assert f"services/{pkg}/BUILD" in first["files"]
+        assert set(first["files"]) <= set(build["deps"]) | {f"services/{pkg}/BUILD"}
+        # The dev image has tar and rm but no shell: only syncs, no run() steps.
         assert [s["fn"] for s in steps] == ["sync"] * len(steps)
         assert not build.get("entrypoint")
-        assert {s["local_path"]: s["remote_path"] for s in steps if s["fn"] == "sync"} == {
+        assert {s["local_path"]: s["remote_path"] for s in steps} == {
             f"services/{pkg}": SITE_PACKAGES + pkg,
             "libs/meridian_chassis": SITE_PACKAGES + "meridian_chassis",
         }
-        assert all(Path(s["local_path"]).is_dir() for s in steps), "a sync source does not exist"
+        assert {s["local_path"] for s in steps} <= set(build["deps"]), "a sync outside the deps"
 
 
-def test_every_workload_is_a_labelled_resource(cluster: Tilt) -> None:
+def git_ignored_files() -> list[str]:
+    listing = run_command(["git", "ls-files", "--others", "--ignored", "--exclude-standard"])
+    return listing.splitlines()
+
+
+def test_no_build_output_is_inside_a_watched_dep(cluster: Tilt) -> None:
+    # Tilt does not read .gitignore: anything a build writes inside a dep is a change
+    # that triggers the next build. Git-ignored files are what builds write.
+    deps = {d for c in cluster.calls["custom_build"] for d in c["deps"]}
+    ignores = {i for c in cluster.calls["custom_build"] for i in c["ignore"]}
+    nested_gitignores = [
+        path for dep in deps if Path(dep).is_dir() for path in Path(dep).rglob(".gitignore")
+    ]
+    assert not nested_gitignores, f"build outputs expected inside watched deps: {nested_gitignores}"
+    tolerated = re.compile(r"(^|/)(__pycache__/|[^/]*\.pyc$)")
+    assert any("__pycache__" in i for i in ignores)
+    inside = [
+        path
+        for path in git_ignored_files()
+        if any(path == d or path.startswith(d.rstrip("/") + "/") for d in deps)
+        and not tolerated.search(path)
+    ]
+    assert not inside, f"git-ignored files inside watched deps: {inside}"
+
+
+def test_every_config_object_is_grouped_with_a_resource(cluster: Tilt) -> None:
+    claimed: dict[str, str] = {}
+    for resource in cluster.calls["k8s_resource"]:
+        for selector in resource.get("objects") or []:
+            assert selector not in claimed, f"{selector} claimed twice"
+            claimed[selector] = resource.get("workload") or resource["new_name"]
+    config = {
+        f"{d['metadata']['name']}:{d['kind'].lower()}": d
+        for d in cluster.yaml
+        if d["kind"] not in AUTO_GROUPED_KINDS
+    }
+    assert set(claimed) == set(config), "objects left uncategorized, or selectors matching nothing"
+    for selector, owner in claimed.items():
+        name = config[selector]["metadata"]["name"]
+        kind = config[selector]["kind"]
+        assert kind == "Namespace" or name == owner or name.startswith(owner + "-"), selector
+
+
+def test_every_workload_is_a_labelled_resource(cluster: Tilt, processes: list[Obj]) -> None:
     workloads = {d["metadata"]["name"] for d in cluster.yaml if d["kind"] in WORKLOAD_KINDS}
-    resources = cluster.by("k8s_resource", "workload")
+    resources = {c["workload"]: c for c in cluster.calls["k8s_resource"] if c.get("workload")}
     assert set(resources) == workloads
-    services = {p.replace("_", "-") for p in service_packages()}
+    services = set(service_names(processes))
     for name, resource in resources.items():
         deps = set(resource.get("resource_deps") or [])
         assert resource["labels"] == (["services"] if name in services else ["backing"]), name
@@ -262,7 +410,9 @@ def test_every_workload_is_a_labelled_resource(cluster: Tilt) -> None:
         assert name not in services or deps >= BACKING_DEPS, f"{name} must wait for {BACKING_DEPS}"
 
 
-def test_port_forwards_are_unique_and_reach_container_ports(cluster: Tilt) -> None:
+def test_port_forwards_are_unique_and_reach_container_ports(
+    cluster: Tilt, processes: list[Obj]
+) -> None:
     workloads = {d["metadata"]["name"]: d for d in cluster.yaml if d["kind"] in WORKLOAD_KINDS}
     actual = {c["workload"]: forwards(c) for c in cluster.calls["k8s_resource"] if forwards(c)}
     host_ports = [port for ports in actual.values() for port in ports]
@@ -271,9 +421,8 @@ def test_port_forwards_are_unique_and_reach_container_ports(cluster: Tilt) -> No
         assert set(ports.values()) <= container_ports(
             workloads[name]
         ), f"{name}: forwards to an unexposed port"
-    assert (
-        actual == {n: {p: 8080} for n, p in SERVICE_PORTS.items() if n in workloads} | BACKING_PORTS
-    )
+    services = service_names(processes)
+    assert actual == {n: {p: 8080} for n, p in services.items()} | BACKING_PORTS
 
 
 def test_manual_test_resource(cluster: Tilt) -> None:
@@ -286,26 +435,29 @@ def test_manual_test_resource(cluster: Tilt) -> None:
     assert test["labels"] == ["tests"]
 
 
-def test_every_service_directory_has_a_host_port() -> None:
-    assert {p.replace("_", "-") for p in service_packages()} <= set(SERVICE_PORTS)
+def test_every_service_directory_is_a_local_process(processes: list[Obj]) -> None:
+    assert {p.replace("_", "-") for p in service_packages()} == set(service_names(processes))
 
 
-def test_local_mode_serves_every_process(processes: list[Obj]) -> None:
-    tilt = evaluate(local=True)
-    for cluster_call in ("k8s_yaml", "custom_build", "k8s_resource", "allow_k8s_contexts"):
-        assert not tilt.calls[cluster_call], f"--local must not call {cluster_call}"
-    resources = tilt.by("local_resource", "name")
+def test_local_mode_checks_nothing_of_the_cluster(local_mode: Tilt) -> None:
+    for cluster_call in ("k8s_yaml", "custom_build", "k8s_resource", "allow_k8s_contexts", "local"):
+        assert not local_mode.calls[cluster_call], f"--local must not call {cluster_call}"
+
+
+def test_local_mode_serves_every_process(local_mode: Tilt, processes: list[Obj]) -> None:
+    resources = local_mode.by("local_resource", "name")
     assert set(resources) == {p["name"] for p in processes} | {"test"}
     ports = [p["port"] for p in processes]
     assert len(ports) == len(set(ports)), f"duplicate local ports {ports}"
     backing = {p["name"] for p in processes if "services" not in p.get("labels", [])}
     for p in processes:
         resource = resources[p["name"]]
-        assert resource["serve_cmd"] == p["cmd"]
-        assert resource["cmd"] == p.get("build", "")
+        assert resource["serve_cmd"][-len(p["cmd"]) :] == p["cmd"]
+        assert resource["cmd"] == p["build"]
         assert resource["serve_env"] == p.get("env", {})
         assert resource["labels"] == p.get("labels", [])
         assert resource["deps"] == p.get("deps", [])
+        assert {"**/*_test.py", "**/conftest.py"} <= set(resource["ignore"])
         check = resource["readiness_probe"]
         if p.get("ready_path"):
             assert check["http_get"] == {
@@ -317,9 +469,27 @@ def test_local_mode_serves_every_process(processes: list[Obj]) -> None:
             assert check["tcp_socket"] == {"fn": "tcp_socket_action", "port": p["port"]}
         if "services" in p.get("labels", []):
             assert set(resource["resource_deps"]) == backing
-            assert (
-                SERVICE_PORTS.get(p["name"]) == p["port"]
-            ), f"{p['name']}: another port than in cluster mode"
+
+
+def test_local_mode_builds_what_it_runs_from_a_fresh_clone(processes: list[Obj]) -> None:
+    for p in processes:
+        programs = [PEX_PATH.match(arg) for arg in p["cmd"]]
+        built = [m for m in programs if m]
+        assert built, f"{p['name']}: runs no pex"
+        for match in built:
+            target = f"{match['dir'].replace('.', '/')}:{match['name']}"
+            assert p.get("build") == ["./pants", "package", target], p["name"]
+
+
+def test_local_services_report_the_build_metadata(local_mode: Tilt, processes: list[Obj]) -> None:
+    resources = local_mode.by("local_resource", "name")
+    metadata = build_metadata()
+    for name in service_names(processes):
+        serve = resources[name]["serve_cmd"]
+        wrapper = serve[: len(serve) - len(next(p["cmd"] for p in processes if p["name"] == name))]
+        assert wrapper, f"{name}: served without the build metadata"
+        printed = run_command([*wrapper, "printenv", *BUILD_METADATA]).split()
+        assert printed == [metadata[k] for k in BUILD_METADATA]
 
 
 def test_local_ports_are_the_cluster_port_forwards(processes: list[Obj], cluster: Tilt) -> None:

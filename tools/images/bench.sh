@@ -239,6 +239,7 @@ variant "${no_bytecode}" "/usr/lib/python3.11/**/__pycache__" "/app/lib/python3.
 
 startup() { # startup IMAGE: "<ms to live> <ms to startup>" for one cold container start
   local container port live="" ready="" started
+  service_run_args
   container="$(docker create "${run_service_args[@]}" "$1")"
   started="$(now_ms)"
   docker start "${container}" >/dev/null

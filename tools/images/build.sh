@@ -32,24 +32,26 @@ done
 cd "${repo_root}"
 
 # The base image ADDs a tarball that Pants cannot build itself (see
-# deployments/docker/base/BUILD). Rebuilt only when what makes it changes: the stamp
-# holds the digest of those inputs.
+# generated/base-rootfs/BUILD). Rebuilt only when what makes it changes: the stamp in
+# dist/ holds the digest of those inputs. rootfs.py writes it whole or not at all.
 ensure_rootfs() {
-  local base=deployments/docker/base inputs
+  local base=deployments/docker/base rootfs=generated/base-rootfs/rootfs.tar
+  local stamp=dist/images/rootfs.inputs inputs
   inputs="$(cat "${base}/rootfs.py" "${base}/packages.txt" "${base}/packages.lock" | sha256 | cut -d' ' -f1)"
-  if [[ -f "${base}/rootfs.tar" && "$(cat "${base}/rootfs.tar.inputs" 2>/dev/null)" == "${inputs}" ]]; then
+  if [[ -f "${rootfs}" && "$(cat "${stamp}" 2>/dev/null)" == "${inputs}" ]]; then
     return
   fi
   command -v python3.11 >/dev/null 2>&1 || die "python3.11 is needed to build the base root filesystem"
-  say "building ${base}/rootfs.tar (its inputs changed)"
-  rm -f "${base}/rootfs.tar.inputs"
-  python3.11 "${base}/rootfs.py" build --output "${base}/rootfs.tar" >&2
+  say "building ${rootfs} (its inputs changed)"
+  rm -f "${stamp}"
+  python3.11 "${base}/rootfs.py" build --output "${rootfs}" >&2
   if [[ "$(id -u)" == 0 ]]; then
-    python3.11 "${base}/rootfs.py" verify "${base}/rootfs.tar" >&2
+    python3.11 "${base}/rootfs.py" verify "${rootfs}" >&2
   else # the smoke test runs under chroot, which needs root
-    python3.11 "${base}/rootfs.py" verify --no-run "${base}/rootfs.tar" >&2
+    python3.11 "${base}/rootfs.py" verify --no-run "${rootfs}" >&2
   fi
-  printf '%s\n' "${inputs}" >"${base}/rootfs.tar.inputs"
+  mkdir -p "$(dirname "${stamp}")"
+  printf '%s\n' "${inputs}" >"${stamp}"
 }
 
 use_engine
