@@ -38,11 +38,11 @@ services: bootstrap ## Refresh what derives from services/*/service.yaml (after 
 	$(PANTS) run libs/meridian_catalog:catalog -- generate
 
 .PHONY: docker
-docker: bootstrap ## Build every service image (Docker daemon, or Podman when there is none), lint, SBOMs
+docker: bootstrap ## Build every service image (Docker + BuildKit; MERIDIAN_ENGINE=podman for Podman), lint, SBOMs
 	tools/images/build.sh
 
 .PHONY: test-images
-test-images: ## Run each image: health, /version SHA, uid 65532, read-only root, no shell
+test-images: ## Run each image: health, injected /version SHA, no commit metadata, uid 65532, no shell, Tilt's push
 	tools/images/test.sh
 
 .PHONY: bench-images
@@ -63,8 +63,11 @@ deploy-local: ## Run the stack on a local Kubernetes cluster (kind, k3d, minikub
 	tilt up
 
 .PHONY: test
-test: bootstrap ## Run every test (unit, integration with real servers, platform checks)
-	$(PANTS) test ::
+test: bootstrap ## Run every test (unit, integration with real servers, platform checks); prints the total
+	rm -rf dist/test/reports
+	status=0; $(PANTS) test --test-report :: || status=$$?; \
+	  python3 tools/testreport/summary.py dist/test/reports || { [[ $$status != 0 ]] || status=1; }; \
+	  exit $$status
 
 .PHONY: test-changed
 test-changed: bootstrap ## Test only what changed since BASE (default: merge base with origin/main) and its dependents
@@ -106,6 +109,12 @@ pants-lock: ## Re-resolve the Pants bootstrap locks (3rdparty/pants) with uv, ha
 .PHONY: hooks
 hooks: bootstrap ## Install the git pre-commit hooks
 	tools/install-hooks.sh
+
+.PHONY: stop-pantsd
+stop-pantsd: ## Stop this checkout's Pants daemon (the next ./pants starts a fresh one)
+	@pid_file="$$(ls .pids/*/pantsd/pid 2>/dev/null | head -1)"; \
+	  if [[ -n "$$pid_file" ]] && kill "$$(cat "$$pid_file")" 2>/dev/null; then echo "stopped pantsd $$(cat "$$pid_file")"; \
+	  else echo "no pantsd runs for this checkout"; fi
 
 .PHONY: clean
 clean: ## Remove build outputs and local stack data (keeps Pants' caches)

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Checks (and on Debian/Ubuntu as root, installs) what Meridian's build and local
 # stack need from the host: CPython 3.9 for Pants, CPython 3.11 for the services,
-# PostgreSQL server binaries, Redis and git. Everything else comes from lockfiles.
+# PostgreSQL server binaries, Redis, git, a local registry for the image checks, and
+# kubectl for the manifest checks. Everything else comes from lockfiles; the container
+# engine comes from tools/images/engine.sh.
 #
 # Usage: tools/prerequisites.sh [--check]   (--check only reports, exit 1 if missing)
+# Each prerequisite is reported on its own line, found or missing.
 set -euo pipefail
 
 check_only=false
@@ -12,16 +15,35 @@ check_only=false
 missing_packages=()
 missing_text=()
 
-need() {  # need COMMAND DEBIAN_PACKAGE DESCRIPTION
-  command -v "$1" >/dev/null 2>&1 && return
-  missing_packages+=("$2")
-  missing_text+=("  - $1 ($3): apt-get install $2 / brew install ${4:-$2}")
+found_text=()
+
+found() {  # found NAME WHERE
+  found_text+=("$(printf '  ok       %-16s %s' "$1" "$2")")
 }
 
-has_python() {  # has_python MINOR
-  command -v "python3.$1" >/dev/null 2>&1 && "python3.$1" -c 'pass' 2>/dev/null && return 0
-  compgen -G "${HOME}/.pyenv/versions/3.$1*/bin/python3.$1" >/dev/null && return 0
+need() {  # need COMMAND DEBIAN_PACKAGE DESCRIPTION [BREW_PACKAGE]
+  if command -v "$1" >/dev/null 2>&1; then
+    found "$1" "$(command -v "$1")"
+    return
+  fi
+  missing_packages+=("$2")
+  missing_text+=("  missing  $1 ($3): apt-get install $2 / brew install ${4:-$2}")
+}
+
+has_python() {  # has_python MINOR: prints where
+  command -v "python3.$1" >/dev/null 2>&1 && "python3.$1" -c 'pass' 2>/dev/null &&
+    command -v "python3.$1" && return 0
+  compgen -G "${HOME}/.pyenv/versions/3.$1*/bin/python3.$1" | sed -n 1p | grep . && return 0
   return 1
+}
+
+python_version() {  # python_version MINOR DESCRIPTION HOW
+  local where
+  if where="$(has_python "$1")"; then
+    found "python3.$1" "${where}"
+  else
+    missing_text+=("  missing  python3.$1 ($2): $3")
+  fi
 }
 
 need git git "version control"
@@ -30,10 +52,22 @@ need initdb postgresql "PostgreSQL server, stands in for CockroachDB locally" po
 need postgres postgresql "PostgreSQL server" postgresql@15
 need psql postgresql-client "PostgreSQL client" libpq
 need redis-server redis-server "Redis server" redis
-has_python 11 || missing_text+=("  - python3.11 (services and tests): pyenv install 3.11 / apt-get install python3.11")
-has_python 9 || missing_text+=("  - python3.9 (runs Pants 2.17): pyenv install 3.9 / brew install python@3.9")
+need docker-registry docker-registry "local registry, for the image checks" distribution
+python_version 11 "services and tests" "pyenv install 3.11 / apt-get install python3.11"
+python_version 9 "runs Pants 2.17" "pyenv install 3.9 / brew install python@3.9"
+# Not in Debian's archive: installed pinned by tools/install-dev-tools.sh.
+if command -v kubectl >/dev/null 2>&1; then
+  found kubectl "$(command -v kubectl)"
+else
+  found_text+=("  missing  kubectl (optional: the manifest checks and Tilt need it): tools/install-dev-tools.sh")
+fi
+
+report() {
+  printf '%s\n' "${found_text[@]}" ${missing_text[@]+"${missing_text[@]}"} >&2
+}
 
 if [[ ${#missing_text[@]} -eq 0 ]]; then
+  ${check_only} && report
   exit 0
 fi
 
@@ -67,6 +101,6 @@ if ${can_apt}; then
   exec "$0" --check
 fi
 
-echo "Meridian needs these on the host:" >&2
-printf '%s\n' "${missing_text[@]}" >&2
+echo "Meridian needs what is missing here:" >&2
+report
 exit 1

@@ -49,7 +49,7 @@ service_packages() {
 built_image_id() { # built_image_id DIST-DIR TARGET-NAME
   local info="${repo_root}/dist/$1/$2.docker-info.json"
   [[ -f "${info}" ]] || die "no ${info#"${repo_root}"/}: build the images first (make docker)"
-  python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["image_id"])' "${info}"
+  python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["image_id"].removeprefix("sha256:"))' "${info}"
 }
 image_id() { built_image_id "services.$1" image; } # image_id PACKAGE
 base_image_id() { built_image_id deployments.docker.base base; }

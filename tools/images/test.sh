@@ -20,6 +20,9 @@
 #   - a changed main.py sent through `tar -C / -x -f -` in the running container
 #     replaces the image's copy, the service restarts itself (MERIDIAN_RELOAD=1) and
 #     serves the change; `rm -rf` removes a synced file
+# and Tilt's build command (tools/tilt-build-image.sh) against a plain-HTTP registry on
+# localhost (Debian's docker-registry), as a cluster's local registry is: one push,
+# of Tilt's tag only (--no-tilt-push skips it).
 set -euo pipefail
 # shellcheck source=tools/images/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -48,9 +51,13 @@ docker() {
   return "${status}"
 }
 
+tilt_push=true
 if [[ "${1:-}" == -h || "${1:-}" == --help ]]; then
   usage
   exit 0
+elif [[ "${1:-}" == --no-tilt-push ]]; then
+  tilt_push=false
+  shift
 fi
 use_engine
 use_build_metadata # what a deployment injects and /version must show: this tree
@@ -216,11 +223,45 @@ test_dev_image() {
   docker rm -f "${container}" >/dev/null
 }
 
+# A registry as a cluster's local one (KEP-1755 local-registry-hosting): plain HTTP on
+# localhost. Every manifest pushed to it shows in its log.
+start_registry() { # start_registry DIRECTORY PORT
+  printf '%s\n' "version: 0.1" "log: {level: info, formatter: text}" \
+    "storage: {filesystem: {rootdirectory: $1/data}}" "http: {addr: \"127.0.0.1:$2\"}" >"$1/config.yml"
+  docker-registry serve "$1/config.yml" >"$1/log" 2>&1 &
+  registry_pid=$!
+  local deadline=$((SECONDS + 15))
+  until [[ "$(http_status "http://127.0.0.1:$2/v2/")" == 200 ]]; do
+    ((SECONDS < deadline)) || return 1
+    sleep 0.2
+  done
+}
+
+test_tilt_push() {
+  local package="$1" service="${1//_/-}" registry port ref tags
+  command -v docker-registry >/dev/null || die "docker-registry is missing: tools/prerequisites.sh installs it"
+  registry="$(mktemp -d)"
+  port="$(free_port)"
+  echo "tools/tilt-build-image.sh services/${package} to a plain-HTTP registry on localhost:${port}"
+  check "the registry starts" start_registry "${registry}" "${port}" || return 0
+  ref="localhost:${port}/meridian/${service}:tilt-build-1"
+  check "the build command succeeds" env EXPECTED_REF="${ref}" EXPECTED_REGISTRY="localhost:${port}" \
+    MERIDIAN_KUBE_CONTEXT=kind-meridian "${repo_root}/tools/tilt-build-image.sh" "services/${package}"
+  tags="$(curl -s --max-time 5 "http://127.0.0.1:${port}/v2/meridian/${service}/tags/list")"
+  check "the registry holds Tilt's tag and no other" equals "$(json_field "${tags}" tags)" "['tilt-build-1']"
+  check "one manifest was pushed" equals \
+    "$(grep -c "PUT /v2/meridian/${service}/manifests/" "${registry}/log" || true)" 1
+  kill "${registry_pid}"
+  wait "${registry_pid}" 2>/dev/null || true
+  rm -rf "${registry}"
+}
+
 for package in "${packages[@]}"; do
   [[ -f "${repo_root}/services/${package}/BUILD" ]] || die "services/${package} is not a service"
   test_image "${package}"
   test_dev_image "${package}"
 done
+${tilt_push} && test_tilt_push "${packages[0]}"
 
 if ((failures)); then
   die "${failures} check(s) failed"
