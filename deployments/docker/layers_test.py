@@ -73,9 +73,7 @@ def test_the_layer_holds_the_code_its_bytecode_and_the_service_name(
     assert info == {"service": "ledger", "source": SOURCE_URL}
 
 
-def test_the_same_input_gives_the_same_bytes_on_any_commit(
-    loose_pex: Path, tmp_path: Path
-) -> None:
+def test_the_same_input_gives_the_same_bytes_on_any_commit(loose_pex: Path, tmp_path: Path) -> None:
     (tmp_path / "one").mkdir()
     (tmp_path / "two").mkdir()
     first, _ = build(loose_pex, tmp_path / "one", revision="0abc123")

@@ -8,9 +8,9 @@ so an empty run cannot pass.
 from __future__ import annotations
 
 import sys
-import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
+from xml.etree import ElementTree
 
 DEFAULT_DIR = Path("dist/test/reports")
 
@@ -43,7 +43,9 @@ class Totals:
 
 def totals_of(report: Path) -> Totals:
     totals = Totals(files=1)
-    for suite in ET.parse(report).getroot().iter("testsuite"):
+    # The reports are this checkout's own, written by Pants: nothing untrusted.
+    root = ElementTree.parse(report).getroot()  # noqa: S314
+    for suite in root.iter("testsuite"):
         totals += Totals(
             tests=int(suite.get("tests", 0)),
             failed=int(suite.get("failures", 0)) + int(suite.get("errors", 0)),
@@ -62,7 +64,10 @@ def summarise(directory: Path) -> Totals:
 def main(argv: list[str]) -> int:
     directory = Path(argv[0]) if argv else DEFAULT_DIR
     if not directory.is_dir():
-        print(f"test summary: no reports in {directory}: run pants test --test-report", file=sys.stderr)
+        print(
+            f"test summary: no reports in {directory}: run pants test --test-report",
+            file=sys.stderr,
+        )
         return 1
     totals = summarise(directory)
     print(totals.line())
