@@ -394,10 +394,19 @@ def test_every_config_object_is_grouped_with_a_resource(cluster: Tilt) -> None:
         if d["kind"] not in AUTO_GROUPED_KINDS
     }
     assert set(claimed) == set(config), "objects left uncategorized, or selectors matching nothing"
+    workloads = {d["metadata"]["name"] for d in cluster.yaml if d["kind"] in WORKLOAD_KINDS}
     for selector, owner in claimed.items():
-        name = config[selector]["metadata"]["name"]
-        kind = config[selector]["kind"]
-        assert kind == "Namespace" or name == owner or name.startswith(owner + "-"), selector
+        labels = config[selector]["metadata"]["labels"]
+        if owner in workloads:
+            assert labels["app.kubernetes.io/name"] == owner, selector
+        else:
+            assert labels["app.kubernetes.io/component"] == "config", selector
+    shared = [c for c in cluster.calls["k8s_resource"] if c.get("new_name")]
+    assert [c["new_name"] for c in shared] == ["config"]
+    assert any(s.endswith(":namespace") for s in shared[0]["objects"])
+    for resource in cluster.calls["k8s_resource"]:
+        if resource.get("workload"):
+            assert "config" in resource["resource_deps"], "the namespace comes first"
 
 
 def test_every_workload_is_a_labelled_resource(cluster: Tilt, processes: list[Obj]) -> None:
@@ -408,7 +417,7 @@ def test_every_workload_is_a_labelled_resource(cluster: Tilt, processes: list[Ob
     for name, resource in resources.items():
         deps = set(resource.get("resource_deps") or [])
         assert resource["labels"] == (["services"] if name in services else ["backing"]), name
-        assert deps <= workloads - {name}, f"{name}: unknown resource_deps"
+        assert deps <= (workloads | {"config"}) - {name}, f"{name}: unknown resource_deps"
         assert name not in services or deps >= BACKING_DEPS, f"{name} must wait for {BACKING_DEPS}"
 
 

@@ -32,6 +32,10 @@ def _databases(catalog: Sequence[Declaration]) -> list[str]:
     return [_database(d) for d in catalog if "database" in d.needs]
 
 
+# What builds the backing processes' program (dist/libs.meridian_devstack/backing.pex).
+BACKING_BUILD = "[./pants, package, libs/meridian_devstack:backing]"
+
+
 def local_stack(catalog: Sequence[Declaration]) -> str:
     database_args = "".join(f", --database, {name}" for name in _databases(catalog))
     lines = [
@@ -41,27 +45,31 @@ def local_stack(catalog: Sequence[Declaration]) -> str:
         "# Ports and URLs match what Kubernetes injects, so services see the same settings.\n"
         "# The backing processes are written by libs/meridian_catalog/derived.py.\n"
         "#\n"
-        "# Each process: name, cmd (argv, run from the repository root), optional build\n"
-        "# (argv that rebuilds what cmd runs; Tilt runs it before each restart), port, optional\n"
-        "# ready_path (HTTP readiness probe; otherwise the port accepting connections),\n"
-        "# env, labels (dashboard groups) and deps (paths whose change rebuilds it in Tilt).\n",
+        "# Each process: name, cmd (argv, run from the repository root), build (argv that\n"
+        "# builds what cmd runs; Tilt runs it before each start, so a fresh clone works),\n"
+        "# port, optional ready_path (HTTP readiness probe; otherwise the port accepting\n"
+        "# connections), env, labels (dashboard groups) and deps (paths whose change\n"
+        "# rebuilds it in Tilt).\n",
         "processes:",
         "  - name: cockroachdb",
         "    # PostgreSQL speaks CockroachDB's wire protocol and installs from Debian.",
         "    cmd: [python3, dist/libs.meridian_devstack/backing.pex, postgres,"
         f' --port, "{DATABASE_PORT}", --data, .local/postgres{database_args}]',
+        f"    build: {BACKING_BUILD}",
         f"    port: {DATABASE_PORT}",
         "    labels: [backing]",
         "",
         "  - name: redis",
         "    cmd: [python3, dist/libs.meridian_devstack/backing.pex, redis,"
         f' --port, "{REDIS_PORT}", --data, .local/redis]',
+        f"    build: {BACKING_BUILD}",
         f"    port: {REDIS_PORT}",
         "    labels: [backing]",
         "",
         "  - name: kafka",
         "    cmd: [python3, dist/libs.meridian_devstack/backing.pex, kafka,"
         f' --port, "{KAFKA_PORT}", --data, .local/kafka]',
+        f"    build: {BACKING_BUILD}",
         f"    port: {KAFKA_PORT}",
         "    labels: [backing]",
     ]
