@@ -23,7 +23,6 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
 
 import redis
 
@@ -54,8 +53,7 @@ class Backing:
     def connections(self) -> dict[str, int]:
         """Connections each server has accepted so far, as the server (or relay) counts them."""
         log = (self.database.workdir / "postgresql.log").read_text(errors="replace")
-        # The synchronous client's type is shared with the asyncio one (awaitable or not).
-        stats = cast(dict[str, Any], self.redis_client.info("stats"))
+        stats = self.redis_client.info("stats")
         return {
             "postgres": log.count("connection received:"),
             "redis": int(stats["total_connections_received"]),
