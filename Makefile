@@ -82,8 +82,9 @@ ci-cache-demo: bootstrap ## Prove the remote cache: test twice against a local B
 	tools/remote-cache/demo.sh
 
 .PHONY: lint
-lint: bootstrap ## Lint (ruff, black --check) and check BUILD files are complete and tidy
+lint: bootstrap ## Lint (ruff, black --check, shellcheck) and check BUILD files are complete and tidy
 	$(PANTS) lint ::
+	tools/images/shellcheck.sh
 	$(PANTS) tailor --check update-build-files --check ::
 
 .PHONY: fmt

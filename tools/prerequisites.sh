@@ -89,7 +89,7 @@ if ${can_apt}; then
     "${missing_packages[@]}" >/dev/null
   # Debian keeps PostgreSQL's server binaries off PATH; link the newest into it.
   if ! command -v initdb >/dev/null 2>&1; then
-    bin_dir="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)"
+    bin_dir="$(printf '%s\n' /usr/lib/postgresql/*/bin | sort -V | tail -1)"
     for tool in initdb postgres pg_ctl; do
       "${sudo[@]}" ln -sf "${bin_dir}/${tool}" "/usr/local/bin/${tool}"
     done

