@@ -63,11 +63,15 @@ deploy-local: ## Run the stack on a local Kubernetes cluster (kind, k3d, minikub
 	tilt up
 
 .PHONY: test
-test: bootstrap ## Run every test (unit, integration with real servers, platform checks); prints the total
+test: bootstrap audit ## Run every test (unit, integration with real servers, platform checks); prints the total
 	rm -rf dist/test/reports
 	status=0; $(PANTS) test --test-report :: || status=$$?; \
 	  python3 tools/testreport/summary.py dist/test/reports || { [[ $$status != 0 ]] || status=1; }; \
 	  exit $$status
+
+.PHONY: audit
+audit: ## Fail unless every locked Python requirement and base package is at its newest release (fails closed)
+	python3.11 -m tools.audit $(AUDIT_ARGS)
 
 .PHONY: test-changed
 test-changed: bootstrap ## Test only what changed since BASE (default: merge base with origin/main) and its dependents
