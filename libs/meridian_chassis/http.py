@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Sequence
 
@@ -66,15 +67,22 @@ def create_app(
     ]
     router = Router(all_routes)
 
+    async def initialize() -> None:
+        await readiness.first_round()
+        lifecycle.started()
+
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
-        # Backing-service connections open in the background: the listener answers
-        # probes meanwhile, and readiness reports the checks once they are done.
-        readiness.start()
-        lifecycle.started()
+        # Client libraries load and backing-service connections open in the background:
+        # the server answers meanwhile (/health/startup 503 until the first round of
+        # checks is done, whatever its outcome: an outage is readiness' business).
+        starting = asyncio.create_task(initialize())
         try:
             yield
         finally:
+            starting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await starting
             await readiness.close()
 
     return Starlette(

@@ -1,4 +1,6 @@
 import asyncio
+import threading
+import time
 
 from starlette.testclient import TestClient
 
@@ -43,6 +45,7 @@ def test_version_serves_the_build_info() -> None:
 
 def test_ready_names_each_check_and_fails_when_any_is_down() -> None:
     with client(Check("database", healthy), Check("redis", refused), Check("kafka", hangs)) as http:
+        assert _started(http)
         reply = http.get("/health/ready")
     assert reply.status_code == 503
     checks = reply.json()["checks"]
@@ -54,6 +57,7 @@ def test_ready_names_each_check_and_fails_when_any_is_down() -> None:
 
 def test_ready_when_every_check_passes() -> None:
     with client(Check("database", healthy)) as http:
+        assert _started(http)
         reply = http.get("/health/ready")
     assert reply.status_code == 200
     assert reply.json()["status"] == "ready"
@@ -62,18 +66,45 @@ def test_ready_when_every_check_passes() -> None:
 def test_checks_run_concurrently() -> None:
     slow = [Check(f"slow-{n}", hangs) for n in range(5)]
     with client(*slow) as http:
+        assert _started(http)
         reply = http.get("/health/ready", timeout=5)
         assert reply.elapsed.total_seconds() < 1.0
+
+
+def _started(http: TestClient) -> bool:
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        if http.get("/health/startup").status_code == 200:
+            return True
+        time.sleep(0.01)
+    return False
 
 
 def test_liveness_ignores_dependencies_and_draining_fails_readiness() -> None:
     lifecycle = Lifecycle()
     with client(Check("database", refused), lifecycle=lifecycle) as http:
         assert http.get("/health/live").status_code == 200
-        assert http.get("/health/startup").status_code == 200
+        assert _started(http)
         lifecycle.drain()
         assert http.get("/health/ready").json() == {"status": "draining", "checks": {}}
         assert http.get("/health/live").status_code == 200
+
+
+def test_startup_fails_until_the_first_round_of_checks_is_done() -> None:
+    release = threading.Event()
+
+    async def slow_to_connect() -> None:
+        while not release.is_set():
+            await asyncio.sleep(0.01)
+
+    with client(Check("database", slow_to_connect)) as http:
+        assert http.get("/health/live").status_code == 200
+        assert http.get("/health/startup").json() == {"status": "starting"}
+        assert http.get("/health/startup").status_code == 503
+        assert http.get("/health/ready").status_code == 503
+        release.set()
+        assert _started(http)
+        assert http.get("/health/ready").status_code == 200
 
 
 def test_startup_fails_until_the_app_has_started() -> None:

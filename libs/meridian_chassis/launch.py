@@ -21,7 +21,10 @@ LISTEN_BACKLOG = 2048
 
 def bind_listener(settings: Settings) -> socket.socket:
     family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
-    listener = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP explicitly: asyncio only turns Nagle off (TCP_NODELAY) on accepted
+    # sockets whose protocol says TCP, and with Nagle on every keep-alive response
+    # waits for a delayed ACK (tens of milliseconds).
+    listener = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind((settings.host, settings.port))
     listener.listen(LISTEN_BACKLOG)

@@ -15,16 +15,22 @@ from collections.abc import Callable, Sequence
 
 from meridian_chassis.checks import Check, CheckResult, run_checks
 
+ChecksLoader = Callable[[], Sequence[Check]]
+
 
 class ReadinessMonitor:
+    """`checks` may be a function that makes them; the first round calls it in a thread,
+    so slow imports of client libraries do not hold up the event loop."""
+
     def __init__(
         self,
-        checks: Sequence[Check],
+        checks: Sequence[Check] | ChecksLoader,
         timeout: float,
         max_age: float,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.checks = tuple(checks)
+        self._load: ChecksLoader | None = checks if callable(checks) else None
+        self.checks: tuple[Check, ...] = () if callable(checks) else tuple(checks)
         self.timeout = timeout
         self.max_age = max_age
         self.clock = clock
@@ -41,14 +47,20 @@ class ReadinessMonitor:
         # Shielded: a probe that gives up must not cancel the round others wait for.
         return await asyncio.shield(self._in_flight)
 
-    def start(self) -> None:
-        """Begin the first round now, so connections open while the service starts."""
+    async def first_round(self) -> list[CheckResult]:
+        """The first round (started now if none is running), whatever its age."""
+        if self._latest is not None:
+            return self._latest
         if self._in_flight is None:
             self._in_flight = asyncio.create_task(self._check())
+        return await asyncio.shield(self._in_flight)
 
     async def _check(self) -> list[CheckResult]:
         started = self.clock()
         try:
+            if self._load is not None:
+                self.checks = tuple(await asyncio.to_thread(self._load))
+                self._load = None
             results = await run_checks(self.checks, self.timeout)
             self.rounds += 1
             self._latest, self._latest_started = results, started

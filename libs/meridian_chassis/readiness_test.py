@@ -1,4 +1,5 @@
 import asyncio
+import threading
 
 import httpx
 
@@ -35,7 +36,7 @@ class Clock:
 async def test_concurrent_ready_requests_share_one_round_of_checks() -> None:
     database, cache = CountingProbe(), CountingProbe()
     readiness = ReadinessMonitor(
-        [Check("database", database), Check("redis", cache)], timeout=1, max_age=10
+        [Check("database", database), Check("redis", cache)], timeout=1, max_age=0
     )
     app = create_app(ServiceInfo(name="t"), Lifecycle(), readiness)
     transport = httpx.ASGITransport(app=app)
@@ -43,9 +44,28 @@ async def test_concurrent_ready_requests_share_one_round_of_checks() -> None:
         app.router.lifespan_context(app),
         httpx.AsyncClient(transport=transport, base_url="http://t") as client,
     ):
+        while (await client.get("/health/startup")).status_code != 200:
+            await asyncio.sleep(0.01)
+        assert (database.calls, cache.calls) == (1, 1)  # the start-up round
         replies = await asyncio.gather(*(client.get("/health/ready") for _ in range(50)))
     assert {reply.status_code for reply in replies} == {200}
-    assert (database.calls, cache.calls) == (1, 1)
+    assert (database.calls, cache.calls) == (2, 2)
+
+
+async def test_checks_made_by_a_loader_are_made_once_off_the_event_loop() -> None:
+    made_in: list[str] = []
+    probe = CountingProbe(delay=0)
+
+    def load() -> list[Check]:
+        made_in.append(threading.current_thread().name)
+        return [Check("database", probe)]
+
+    readiness = ReadinessMonitor(load, timeout=1, max_age=0)
+    await readiness.first_round()
+    await readiness.results()
+    assert len(made_in) == 1
+    assert made_in[0] != threading.main_thread().name
+    assert probe.calls == 2
 
 
 async def test_probes_arriving_together_trigger_one_check() -> None:

@@ -11,7 +11,7 @@ from types import FrameType
 import uvicorn
 
 from meridian.platform.v1.service_info_pb2 import ServiceInfo
-from meridian_chassis.checks import checks_for
+from meridian_chassis.checks import Check
 from meridian_chassis.config import Settings
 from meridian_chassis.http import create_app
 from meridian_chassis.lifecycle import Lifecycle, Phase
@@ -58,8 +58,15 @@ def serve(
 ) -> None:
     configure_logging(spec.name, settings.log_level)
     lifecycle = Lifecycle()
+
+    def load_checks() -> list[Check]:
+        # The client libraries take most of the start-up time: loaded while serving.
+        from meridian_chassis.probes import checks_for
+
+        return checks_for(settings)
+
     readiness = ReadinessMonitor(
-        checks_for(settings),
+        load_checks,
         timeout=settings.readiness_timeout_seconds,
         max_age=settings.readiness_cache_seconds,
     )

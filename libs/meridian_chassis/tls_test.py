@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from meridian_chassis.checks import CheckResult, checks_for, run_checks
+from meridian_chassis.checks import CheckResult, run_checks
 from meridian_chassis.config import load_settings
+from meridian_chassis.probes import checks_for
 from meridian_chassis.readiness import ReadinessMonitor
 from meridian_chassis.transport import kafka_options
 from meridian_testing.process import python_command, running_service
