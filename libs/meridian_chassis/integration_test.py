@@ -209,7 +209,13 @@ def _closed_by_server(sock: socket.socket) -> bool:
 
 def test_keep_alive_clients_lose_nothing_across_sigterm(servers: BackingServices) -> None:
     delay = 2.0
-    env = {**servers.environment(), **SERVICE_ENV, "SHUTDOWN_DELAY_SECONDS": str(delay)}
+    env = {
+        **servers.environment(),
+        **SERVICE_ENV,
+        "SHUTDOWN_DELAY_SECONDS": str(delay),
+        # Thousands of access-log lines would fill the unread stdout pipe and stall it.
+        "LOG_LEVEL": "WARNING",
+    }
     with running_service(python_command(SERVICE_CODE), env) as service:
         idle = http.client.HTTPConnection("127.0.0.1", service.port, timeout=10)
         assert _ask(idle, "/version").getheader("connection") is None
