@@ -107,9 +107,9 @@ proto: bootstrap ## Generate Python code from api/proto into dist/codegen
 lock: bootstrap ## Re-resolve 3rdparty/python/requirements.txt into default.lock
 	$(PANTS) generate-lockfiles
 
-.PHONY: pants-lock
-pants-lock: ## Re-resolve the Pants bootstrap locks (3rdparty/pants) with uv, hash-pinned
-	3rdparty/pants/lock.sh
+.PHONY: tool-locks
+tool-locks: ## Re-resolve the hash-pinned tool locks (Pants bootstrap, uv, pre-commit, pip-audit) with uv
+	3rdparty/lock.sh
 
 .PHONY: hooks
 hooks: bootstrap ## Install the git pre-commit hooks

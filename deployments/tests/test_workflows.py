@@ -27,7 +27,7 @@ from check_jsonschema import main as check_jsonschema  # type: ignore[import-unt
 WORKFLOW_DIR = Path(".github/workflows")
 WORKFLOWS = sorted(WORKFLOW_DIR.glob("*.y*ml"))
 ACTIONS = sorted(Path(".github/actions").glob("*/action.y*ml"))
-EXPECTED_WORKFLOWS = {"test.yml", "lint.yml", "build.yml", "deploy.yml", "e2e.yml"}
+EXPECTED_WORKFLOWS = {"test.yml", "lint.yml", "build.yml", "deploy.yml", "e2e.yml", "audit.yml"}
 MAKEFILE = Path("Makefile")
 
 # Goals of Pants 2.17.1 with Meridian's backends (`./pants help goals`, plus `publish`

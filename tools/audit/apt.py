@@ -14,6 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REQUIRED_SUITES = ("bookworm", "bookworm-security", "bookworm-updates")
+DEBIAN_KEYRING = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
+DEBIAN_SOURCES = (
+    ("http://deb.debian.org/debian", "bookworm"),
+    ("http://deb.debian.org/debian", "bookworm-updates"),
+    ("http://deb.debian.org/debian-security", "bookworm-security"),
+)
 
 
 class AptError(RuntimeError):
@@ -109,6 +115,43 @@ def _apt(program: str, arguments: Sequence[str], apt_options: Sequence[str], tim
         detail = result.stderr.strip() or result.stdout.strip()
         raise AptError(f"{program} {' '.join(arguments)} failed ({result.returncode}): {detail}")
     return result.stdout
+
+
+def private_debian_apt(directory: Path, keyring: Path = DEBIAN_KEYRING) -> list[str]:
+    """apt options for a Debian 12 apt state of its own in `directory`.
+
+    For machines whose apt is not Debian 12's (GitHub's Ubuntu runners): the lists come
+    from Debian's archive, verified with Debian's keyring, and nothing counts as installed.
+    Needs no root.
+    """
+    if not keyring.is_file():
+        raise AptError(
+            f"no Debian archive keyring at {keyring}: install it (apt-get install "
+            "debian-archive-keyring) to verify Debian's package lists"
+        )
+    etc = directory / "etc"
+    for path in (
+        etc / "sources.list.d",
+        etc / "preferences.d",
+        directory / "lists" / "partial",
+        directory / "cache" / "archives" / "partial",
+    ):
+        path.mkdir(parents=True, exist_ok=True)
+    (etc / "sources.list").write_text(
+        "".join(f"deb [signed-by={keyring}] {url} {suite} main\n" for url, suite in DEBIAN_SOURCES)
+    )
+    (directory / "status").write_text("")
+    return [
+        f"Dir::Etc::sourcelist={etc / 'sources.list'}",
+        f"Dir::Etc::sourceparts={etc / 'sources.list.d'}",
+        f"Dir::Etc::preferencesparts={etc / 'preferences.d'}",
+        f"Dir::State::Lists={directory / 'lists'}",
+        f"Dir::Cache={directory / 'cache'}",
+        f"Dir::State::status={directory / 'status'}",
+        "APT::Architecture=amd64",
+        "APT::Architectures=amd64",
+        "Debug::NoLocking=true",
+    ]
 
 
 def update_lists(apt_options: Sequence[str], timeout: float) -> None:

@@ -7,13 +7,16 @@ from pathlib import Path
 import pytest
 
 from tools.audit.apt import (
+    DEBIAN_KEYRING,
     AptError,
     LockedDeb,
     assess_debs,
     missing_suites,
     parse_candidates,
     parse_source_suites,
+    private_debian_apt,
     read_packages_lock,
+    update_lists,
 )
 
 # `apt-cache policy` on a Debian 12 machine (trimmed).
@@ -134,3 +137,18 @@ def test_missing_apt_fails_closed(monkeypatch: pytest.MonkeyPatch, tmp_path: Pat
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(AptError, match="apt-cache is not installed"):
         assess_debs([LockedDeb("libc6", "1", "amd64")])
+
+
+@needs_apt
+@pytest.mark.skipif(not DEBIAN_KEYRING.is_file(), reason="needs debian-archive-keyring")
+def test_private_debian_apt_state_reads_every_suite(tmp_path: Path) -> None:
+    options = private_debian_apt(tmp_path / "apt")
+    update_lists(options, timeout=300)
+    results = assess_debs([LockedDeb("tzdata", "2020a-0", "all")], options)
+    assert results[0].candidate is not None
+    assert not results[0].at_newest
+
+
+def test_private_debian_apt_needs_the_keyring(tmp_path: Path) -> None:
+    with pytest.raises(AptError, match="apt-get install debian-archive-keyring"):
+        private_debian_apt(tmp_path, keyring=tmp_path / "absent.gpg")

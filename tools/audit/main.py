@@ -49,7 +49,10 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         prog="python3.11 -m tools.audit", description=__doc__.split("\n")[0]
     )
     parser.add_argument(
-        "command", nargs="?", default="check", choices=["check", "ignored-advisories"]
+        "command",
+        nargs="?",
+        default="check",
+        choices=["check", "ignored-advisories", "export-requirements"],
     )
     parser.add_argument(
         "--lockfile", type=Path, default=DEFAULT_LOCKFILE, help="Pants lockfile to audit"
@@ -75,6 +78,12 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         dest="apt_update",
         action="store_false",
         help="use apt's lists as they are instead of running `apt-get update` first",
+    )
+    parser.add_argument(
+        "--debian-apt",
+        type=Path,
+        metavar="DIR",
+        help="ask a private Debian 12 apt state in DIR (for machines whose apt is not Debian 12's)",
     )
     parser.add_argument(
         "--apt-option",
@@ -127,9 +136,12 @@ def audit_python(
 def audit_base_packages(args: argparse.Namespace) -> list[str]:
     """Prints the base image section; returns failures."""
     packages = apt.read_packages_lock(args.packages_lock)
-    if args.apt_update:
-        apt.update_lists(args.apt_option, timeout=600)
-    results = apt.assess_debs(packages, args.apt_option)
+    options = list(args.apt_option)
+    if args.debian_apt is not None:
+        options += apt.private_debian_apt(args.debian_apt)
+    if args.apt_update or args.debian_apt is not None:
+        apt.update_lists(options, timeout=600)
+    results = apt.assess_debs(packages, options)
     newest = sum(result.at_newest for result in results)
     print(
         f"Base image: {len(results)} packages in {args.packages_lock}, apt sources include "
@@ -178,6 +190,10 @@ def main(argv: Sequence[str] | None = None, now: datetime.datetime | None = None
             for advisory in exceptions.advisories:
                 for advisory_id in (advisory.id, *advisory.aliases):
                     print(advisory_id)
+            return 0
+        if args.command == "export-requirements":
+            for requirement in read_pants_lock(args.lockfile):
+                print(f"{requirement.name}=={requirement.version}")
             return 0
         return run_check(args, now)
     except (

@@ -162,3 +162,20 @@ def test_unknown_project_fails_closed(
     captured = capsys.readouterr()
     assert "nothing was cleared: the index answered 404" in captured.err
     assert "Audit passed" not in captured.out
+
+
+def test_exports_requirements_and_ignored_advisories(
+    files: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["--lockfile", str(files["lock"]), "--exceptions", str(files["exceptions"])]
+    assert main(["export-requirements", *args], now=NOW) == 0
+    assert capsys.readouterr().out.splitlines() == ["current==2.0", "fresh==1.0", "stale==0.1"]
+
+    files["exceptions"].write_text(
+        '[[advisory]]\nid = "CVE-1"\naliases = ["GHSA-1"]\npackage = "p"\nreason = "r"\n'
+        "review_by = 2027-01-01\n"
+    )
+    assert main(["ignored-advisories", *args], now=NOW) == 0
+    assert capsys.readouterr().out.splitlines() == ["CVE-1", "GHSA-1"]
+    assert main(["ignored-advisories", *args], now=NOW + datetime.timedelta(days=31)) == 1
+    assert "was due for review on 2027-01-01" in capsys.readouterr().err

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Re-resolves the hash-pinned tool locks with uv (make tool-locks):
+#   pants/uv.in           -> pants/uv.txt           uv itself (./pants installs it with pip)
+#   pants/requirements.in -> pants/requirements.txt Pants' bootstrap (+ pants/overrides.txt)
+#   tools/pre-commit.in   -> tools/pre-commit.txt   the git hook runner
+#   tools/audit.in        -> tools/audit.txt        pip-audit for .github/workflows/audit.yml
+# The services' own resolve is Pants': make lock.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+work="$(mktemp -d)"
+trap 'rm -rf "${work}"' EXIT
+
+# The proxy CA (PIP_CERT) where there is one; uv brings its own roots otherwise.
+if [[ -n "${PIP_CERT:-}" ]]; then
+  export SSL_CERT_FILE="${PIP_CERT}"
+fi
+
+python3 -m venv "${work}/venv"
+PIP_CONFIG_FILE=/dev/null "${work}/venv/bin/pip" install --quiet --disable-pip-version-check \
+  --require-hashes --no-deps -r "${here}/pants/uv.txt"
+
+compile() {  # compile DIR INPUT OUTPUT [uv pip compile options...]
+  local dir="$1" input="$2" output="$3"
+  shift 3
+  (cd "${here}/${dir}" && "${work}/venv/bin/uv" pip compile --quiet --no-config --generate-hashes \
+    --index-url "${MERIDIAN_INDEX_URL:-https://pypi.org/simple}" \
+    --custom-compile-command "make tool-locks" "$@" --output-file "${output}" "${input}")
+}
+
+compile pants uv.in uv.txt
+# Pants 2.17.1 runs on CPython 3.9. ujson is optional for python-lsp-jsonrpc (it falls
+# back to json) and its fixed releases need Python 3.10, so it is left out; ./pants
+# installs with --no-deps.
+compile pants requirements.in requirements.txt --python-version 3.9 \
+  --override overrides.txt --no-emit-package ujson
+compile tools pre-commit.in pre-commit.txt --python-version 3.11
+compile tools audit.in audit.txt --python-version 3.11
