@@ -150,6 +150,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     source = Path.cwd()
     scratch = Path(tempfile.mkdtemp(prefix="meridian-scale-"))
+    # The local stack's PostgreSQL runs as the postgres user, which must reach its data.
+    scratch.chmod(0o755)
     clone = scratch / "meridian"
     try:
         sh(scratch, "git", "clone", "--quiet", str(source), str(clone))
