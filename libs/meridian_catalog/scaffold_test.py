@@ -92,7 +92,7 @@ def test_stale_file_fails_check_with_the_command(
     repo: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     declaration = repo / "services/current_account/service.yaml"
-    declaration.write_text(declaration.read_text().replace("8081", "8091"))
+    declaration.write_text(declaration.read_text().replace("8081", "65000"))
     assert main(["--root", str(repo), "check"]) == 1
     err = capsys.readouterr().err
     assert LOCAL_STACK in err
