@@ -9,6 +9,8 @@ PANTS := ./pants
 SERVICES := $(patsubst %/BUILD,%,$(wildcard services/*/BUILD))
 # Affected-only runs compare against this ref (override: make test-changed BASE=HEAD~3).
 BASE ?= $(shell git merge-base origin/main HEAD 2>/dev/null || echo HEAD~1)
+# The release tooling (tools/release) needs Python 3.11+.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
 
 .PHONY: help
 help: ## List the tasks
@@ -74,8 +76,11 @@ audit: ## Fail unless every locked Python requirement and base package is at its
 	python3.11 -m tools.audit $(AUDIT_ARGS)
 
 .PHONY: test-changed
-test-changed: bootstrap ## Test only what changed since BASE (default: merge base with origin/main) and its dependents
-	$(PANTS) --changed-since=$(BASE) --changed-dependents=transitive test
+test-changed: bootstrap ## Test what changed since BASE (default: merge base with origin/main) and its dependents; everything when a global input changed
+	@# tools/release/affected.py: pants.toml, lockfiles, tools/, BUILD macros or any file
+	@# no Pants target owns make every target affected, as in CI.
+	args="$$($(PYTHON) -m tools.release affected --base "$(BASE)" --pants-args)"; \
+	  $(PANTS) $$args test
 
 .PHONY: validate
 validate: bootstrap ## Validate manifests, Tiltfile and workflows (schemas, policies, scanners)

