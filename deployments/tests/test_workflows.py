@@ -315,7 +315,13 @@ def triggers(path: Path) -> dict[str, Any]:
 
 
 def job_text(job: dict[str, Any]) -> str:
-    return yaml.safe_dump(job, sort_keys=False)
+    """The job as text, with each run: script's continued lines joined and spaces collapsed."""
+    scripts = [
+        " ".join(step["run"].replace("\\\n", " ").split())
+        for step in job.get("steps", [])
+        if isinstance(step.get("run"), str)
+    ]
+    return "\n".join([yaml.safe_dump(job, sort_keys=False, width=10**6), *scripts])
 
 
 def test_no_workflow_runs_from_workflow_run() -> None:
@@ -433,12 +439,14 @@ def test_ci_summary_needs_every_job() -> None:
 def test_affected_only_goes_through_the_release_tool() -> None:
     """The global-input fallback lives in tools/release/affected.py: CI and make both use it."""
     ci_jobs = jobs(CI)
-    assert "python3 -m tools.release affected --base" in job_text(ci_jobs["plan"])
     assert "--changed-since" not in CI.read_text(), "no Pants --changed-since outside the tool"
+    for name in ("lint", "test", "build"):
+        assert "python3 -m tools.release affected --base" in job_text(ci_jobs[name]), name
     for name in ("lint", "test"):
-        assert "needs.plan.outputs.pants-args" in job_text(ci_jobs[name])
-    assert ci_jobs["build"]["if"] == "needs.plan.outputs.services != ''"
-    assert "needs.plan.outputs.image-targets" in job_text(ci_jobs["build"])
+        assert "steps.affected.outputs.pants-args || '::'" in job_text(ci_jobs[name]), name
+    build_text = job_text(ci_jobs["build"])
+    assert "steps.affected.outputs.image-targets" in build_text
+    assert "previous-manifest --repository" in build_text, "main's base: what staging runs"
     recipe = MAKEFILE.read_text().split("test-changed:", 1)[1].split("\n\n", 1)[0]
     assert "-m tools.release affected" in recipe
     assert "--pants-args" in recipe
@@ -446,13 +454,16 @@ def test_affected_only_goes_through_the_release_tool() -> None:
 
 
 def test_e2e_reuses_the_built_images() -> None:
-    e2e = jobs(CI)["e2e"]
-    text = job_text(e2e)
-    assert "build" in e2e["needs"]
+    ci_jobs = jobs(CI)
+    text = job_text(ci_jobs["e2e"])
     assert "tools/images/build.sh" not in text
     assert "./pants" not in text
+    assert f'--artifact images --job "{ci_jobs["build"]["name"]}"' in text
+    downloads = [s for s in ci_jobs["e2e"]["steps"] if "download-artifact" in str(s.get("uses"))]
+    assert [s["with"]["name"] for s in downloads] == ["images"]
     assert "kind load image-archive" in text
-    assert "e2e-kustomization --services" in text
+    assert "e2e-kustomization" in text
+    assert "--services" in text
 
 
 def test_main_pushes_only_what_it_built_and_records_the_manifest() -> None:

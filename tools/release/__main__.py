@@ -7,6 +7,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from tools.release import affected, buildinfo, deploy, e2e, manifest, promote
 from tools.release.errors import ReleaseError
@@ -128,6 +129,14 @@ def cmd_verify_release(args: argparse.Namespace) -> None:
     print(found.to_json(), end="")
 
 
+def cmd_wait_artifact(args: argparse.Namespace) -> None:
+    present = GitHub(args.repository).wait_for_artifact(
+        args.run_id, args.attempt, args.artifact, args.job, args.timeout
+    )
+    print(f"{args.artifact}: {'present' if present else f'{args.job} made none'}")
+    _github_output({"present": str(present).lower()})
+
+
 def cmd_e2e(args: argparse.Namespace) -> None:
     e2e.write(REPO, Path(args.out), args.services.split(), affected.all_services(REPO), args.tag)
 
@@ -192,6 +201,11 @@ def parser() -> argparse.ArgumentParser:
     back.add_argument("--kubectl", default="kubectl")
     back.set_defaults(run=cmd_rollback)
 
+    _release_commands(commands)
+    return top
+
+
+def _release_commands(commands: Any) -> None:
     release = commands.add_parser("verify-release", help="check a release and fetch its manifest")
     release.add_argument("--version", required=True, help="X.Y.Z (the tag is vX.Y.Z)")
     release.add_argument("--commit", required=True, help="40-hex commit the tag points at")
@@ -200,12 +214,20 @@ def parser() -> argparse.ArgumentParser:
     release.add_argument("--out", required=True)
     release.set_defaults(run=cmd_verify_release)
 
+    wait = commands.add_parser("wait-artifact", help="wait for another job's artifact in this run")
+    wait.add_argument("--repository", required=True, help="owner/name on GitHub")
+    wait.add_argument("--run-id", type=int, required=True)
+    wait.add_argument("--attempt", type=int, required=True)
+    wait.add_argument("--artifact", required=True)
+    wait.add_argument("--job", required=True, help="name of the job that uploads it")
+    wait.add_argument("--timeout", type=_seconds, required=True)
+    wait.set_defaults(run=cmd_wait_artifact)
+
     cluster = commands.add_parser("e2e-kustomization", help="the e2e cluster's kustomization")
     cluster.add_argument("--services", required=True, help="space-separated affected services")
     cluster.add_argument("--tag", required=True, help="tag of the images CI built")
     cluster.add_argument("--out", required=True, help="directory to write kustomization.yaml into")
     cluster.set_defaults(run=cmd_e2e)
-    return top
 
 
 def main(argv: Sequence[str] | None = None) -> int:

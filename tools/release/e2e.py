@@ -1,6 +1,7 @@
 """The e2e cluster's kustomization: the dev overlay (services plus local backing
 services) running the images CI built for the affected services, configured as they
-ship, with the other services left out."""
+ship, with the other services left out (no services: the backing services alone, which
+start while the images build)."""
 
 from __future__ import annotations
 
@@ -28,8 +29,6 @@ def kustomization(
     unknown = sorted(set(services) - set(all_services))
     if unknown:
         raise ReleaseError(f"--services names {unknown}, which are not services {all_services}")
-    if not services:
-        raise ReleaseError("--services is empty: nothing to test end to end")
     patches: list[dict[str, Any]] = [
         {
             "target": {"kind": "ConfigMap", "labelSelector": "app.kubernetes.io/component=service"},

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -111,3 +112,45 @@ class GitHub:
         raise ReleaseError(
             f"no CI run of {sha} has a {MANIFEST_ARTIFACT} artifact (expired, or never built on main)"
         )
+
+    def artifact_names(self, run_id: int) -> set[str]:
+        found = self.api(f"repos/{self.repository}/actions/runs/{run_id}/artifacts?per_page=100")
+        artifacts = found.get("artifacts", []) if isinstance(found, dict) else []
+        return {str(artifact.get("name")) for artifact in artifacts}
+
+    def job(self, run_id: int, attempt: int, name: str) -> dict[str, Any] | None:
+        found = self.api(
+            f"repos/{self.repository}/actions/runs/{run_id}/attempts/{attempt}/jobs?per_page=100"
+        )
+        jobs = found.get("jobs", []) if isinstance(found, dict) else []
+        return next((job for job in jobs if job.get("name") == name), None)
+
+    def wait_for_artifact(
+        self,
+        run_id: int,
+        attempt: int,
+        artifact: str,
+        job_name: str,
+        seconds: float,
+        poll: float = 5,
+    ) -> bool:
+        """Waits until run_id has the artifact (True), or until job_name, which makes it,
+        succeeded without it (False: nothing to make). Its failure, or the time running
+        out, is a ReleaseError."""
+        deadline = time.monotonic() + seconds
+        while True:
+            if artifact in self.artifact_names(run_id):
+                return True
+            job = self.job(run_id, attempt, job_name)
+            if job is not None and job.get("status") == "completed":
+                if job.get("conclusion") != "success":
+                    raise ReleaseError(
+                        f"job {job_name!r} ended {job.get('conclusion')} without making {artifact}"
+                    )
+                # It may have uploaded just before completing.
+                return artifact in self.artifact_names(run_id)
+            if time.monotonic() + poll > deadline:
+                raise ReleaseError(
+                    f"no {artifact} artifact from {job_name!r} within {seconds:.0f} s"
+                )
+            time.sleep(poll)

@@ -144,3 +144,33 @@ def test_last_successful_staging_deployment(tmp_path: Path) -> None:
             f"repos/{REPOSITORY}/deployments/{deployment_id}/statuses?per_page=100"
         ] = [{"state": state} for state in states]
     assert records.save().last_successful_deployment("staging") == "2" * 40
+
+
+def wait_records(tmp_path: Path, artifacts: list[str], job: dict[str, str]) -> GitHub:
+    records = Records(tmp_path)
+    records.body["api"][f"repos/{REPOSITORY}/actions/runs/5/artifacts?per_page=100"] = {
+        "artifacts": [{"name": name} for name in artifacts]
+    }
+    records.body["api"][f"repos/{REPOSITORY}/actions/runs/5/attempts/1/jobs?per_page=100"] = {
+        "jobs": [{"name": "build, scan, SBOM", **job}]
+    }
+    return records.save()
+
+
+def test_wait_for_artifact(tmp_path: Path) -> None:
+    running = {"status": "in_progress"}
+    assert wait_records(tmp_path, ["sbom", "images"], running).wait_for_artifact(
+        5, 1, "images", "build, scan, SBOM", 10
+    )
+    succeeded = {"status": "completed", "conclusion": "success"}
+    github = wait_records(tmp_path, [], succeeded)
+    assert not github.wait_for_artifact(5, 1, "images", "build, scan, SBOM", 10)
+    failed = {"status": "completed", "conclusion": "failure"}
+    with pytest.raises(ReleaseError, match="ended failure without making images"):
+        wait_records(tmp_path, [], failed).wait_for_artifact(
+            5, 1, "images", "build, scan, SBOM", 10
+        )
+    with pytest.raises(ReleaseError, match="no images artifact .* within 1 s"):
+        wait_records(tmp_path, [], running).wait_for_artifact(
+            5, 1, "images", "build, scan, SBOM", 1, poll=0.5
+        )
