@@ -74,7 +74,14 @@ def cmd_previous(args: argparse.Namespace) -> None:
         print(f"no successful {args.environment} deployment: everything is built", file=sys.stderr)
         _github_output({"commit": ""})
         return
-    found = github.manifest_of(commit)
+    try:
+        found = github.manifest_of(commit)
+    except ReleaseError as error:
+        # Building everything is always correct, only slower.
+        print(f"{error}: everything is built", file=sys.stderr)
+        _github_output({"commit": ""})
+        return
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     found.write(Path(args.out))
     print(commit)
     _github_output({"commit": commit})
