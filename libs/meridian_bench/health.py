@@ -24,8 +24,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import redis
-
 from meridian_bench.load import LoadResult, generate_load
 from meridian_bench.relay import CountingRelay, counting_relay
 from meridian_testing.process import child_environment
@@ -41,7 +39,6 @@ class Backing:
     cache: RedisServer
     kafka: KafkaServer
     relay: CountingRelay
-    redis_client: redis.Redis
 
     def environment(self) -> dict[str, str]:
         return {
@@ -52,11 +49,9 @@ class Backing:
 
     def connections(self) -> dict[str, int]:
         """Connections each server has accepted so far, as the server (or relay) counts them."""
-        log = (self.database.workdir / "postgresql.log").read_text(errors="replace")
-        stats = self.redis_client.info("stats")
         return {
-            "postgres": log.count("connection received:"),
-            "redis": int(stats["total_connections_received"]),
+            "postgres": self.database.connections_received(),
+            "redis": self.cache.connections_received(),
             "kafka": self.relay.accepted,
         }
 
@@ -74,10 +69,7 @@ def backing_servers(root: Path) -> Iterator[Backing]:
             server.prepare()
             server.start()
         with counting_relay(relay_port, broker.port) as relay:
-            client = redis.Redis(host="127.0.0.1", port=cache.port)
-            client.ping()  # the counting connection itself, opened before any baseline
-            yield Backing(database, cache, broker, relay, client)
-            client.close()
+            yield Backing(database, cache, broker, relay)
     finally:
         for server in reversed(servers):
             server.stop()

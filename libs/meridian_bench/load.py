@@ -8,6 +8,9 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
+# A server that stops answering shows as errors, not as a benchmark that never ends.
+REQUEST_TIMEOUT_SECONDS = 10.0
+
 
 @dataclass
 class LoadResult:
@@ -52,16 +55,17 @@ async def _connection(host: str, port: int, path: str, deadline: float, result: 
             if writer is None or reader is None:
                 reader, writer = await asyncio.open_connection(host, port)
             started = time.perf_counter()
-            writer.write(request)
-            head = await reader.readuntil(b"\r\n\r\n")
-            status, length = _content_length(head)
-            await reader.readexactly(length)
+            async with asyncio.timeout(REQUEST_TIMEOUT_SECONDS):
+                writer.write(request)
+                head = await reader.readuntil(b"\r\n\r\n")
+                status, length = _content_length(head)
+                await reader.readexactly(length)
             result.latencies.append(time.perf_counter() - started)
             result.statuses[status] += 1
             if b"connection: close" in head.lower():
                 writer.close()
                 reader = writer = None
-        except (OSError, asyncio.IncompleteReadError, ValueError) as error:
+        except (OSError, asyncio.IncompleteReadError, ValueError, TimeoutError) as error:
             result.errors[type(error).__name__] += 1
             if writer is not None:
                 writer.close()

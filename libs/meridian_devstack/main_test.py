@@ -2,11 +2,13 @@
 
 import json
 import os
+import queue
 import re
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -14,7 +16,7 @@ import pytest
 
 from meridian_devstack.main import main
 from meridian_testing.process import child_environment
-from meridian_testing.servers import free_port
+from meridian_testing.servers import RedisServer, free_port
 
 SERVICE_CODE = (
     "from meridian_chassis import ServiceSpec, run; "
@@ -159,3 +161,58 @@ def test_ctrl_c_stops_everything_and_prints_what_ran(tmp_path: Path) -> None:
         assert float(match[1]) >= 1.0
     for port in ports:
         assert not _listening(port)
+
+
+def _lines(runner: subprocess.Popen[str]) -> queue.Queue[str]:
+    lines: queue.Queue[str] = queue.Queue()
+
+    def read() -> None:
+        for line in runner.stdout or ():
+            lines.put(line)
+
+    threading.Thread(target=read, daemon=True).start()
+    return lines
+
+
+def _wait_for(lines: queue.Queue[str], text: str, seen: list[str], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            line = lines.get(timeout=0.2)
+        except queue.Empty:
+            continue
+        seen.append(line)
+        if text in line:
+            return True
+    return False
+
+
+def test_a_running_service_that_stops_being_ready_is_reported_with_why(tmp_path: Path) -> None:
+    redis = RedisServer(free_port(), tmp_path / "redis")
+    redis.workdir.mkdir()
+    redis.start()
+    port = free_port()
+    env = {
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        "REDIS_URL": redis.url(),
+        "READINESS_CACHE_SECONDS": "0",
+        "PYTHONPATH": os.pathsep.join(path for path in sys.path if path),
+    }
+    service = _process(
+        "ledger", [sys.executable, "-c", SERVICE_CODE], port, ready_path="/health/ready", env=env
+    )
+    runner = _runner(_write(tmp_path, service), "--ready-timeout", "30", "--watch-interval", "0.5")
+    lines, seen = _lines(runner), list[str]()
+    try:
+        assert _wait_for(lines, "Press Ctrl-C", seen, 40), "".join(seen)
+        redis.stop()
+        assert _wait_for(lines, "ledger is not ready:", seen, 15), "".join(seen)
+        assert _wait_for(lines, "redis: ConnectionError", seen, 5), "".join(seen)
+        redis.start()
+        assert _wait_for(lines, "ledger is ready again", seen, 15), "".join(seen)
+    finally:
+        runner.send_signal(signal.SIGINT)
+        runner.wait(30)
+        redis.stop()
+    assert runner.returncode == 0
