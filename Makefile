@@ -51,6 +51,10 @@ test-images: ## Run each image: health, injected /version SHA, no commit metadat
 bench-images: ## Print image sizes, one-line-change rebuild time and layer digest stability
 	tools/images/bench.sh
 
+.PHONY: bench-pr
+bench-pr: bootstrap ## Time a one-service pull request's CI phases (wall, CPU, load) in a scratch clone
+	$(PYTHON) -m tools.release.bench_pr
+
 .PHONY: bench-scale
 bench-scale: bootstrap ## Measure build, tests, manifests, Tilt and `make run` at today's services and at 30
 	$(PANTS) run libs/meridian_catalog:bench-scale

@@ -31,6 +31,7 @@ from typing import Any
 
 from tools.release import render
 from tools.release.affected import all_services
+from tools.release.buildinfo import RELEASE_TAG
 from tools.release.errors import ReleaseError
 from tools.release.kube import (
     Deadline,
@@ -81,6 +82,10 @@ def check_inputs(settings: DeploySettings) -> Path:
         raise ReleaseError(
             f"the release manifest lists {listed}, the repository's services are {services}: "
             "a manifest must pin every service"
+        )
+    if settings.release_version and not RELEASE_TAG.match(f"v{settings.release_version}"):
+        raise ReleaseError(
+            f"--release-version {settings.release_version!r} is not X.Y.Z or X.Y.Z-pre (no 'v')"
         )
     if settings.deadline_seconds <= 0 or settings.rollback_seconds <= 0:
         raise ReleaseError("--deadline and --rollback-timeout must be positive numbers of seconds")

@@ -16,6 +16,7 @@ network policies. Those are exercised by the staging deploy itself.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -374,3 +375,13 @@ def test_rollback_killed_midway_is_finished_without_a_second_undo(
     assert json.loads(state_file.read_text())["complete"] is True
     for name in SERVICES:
         assert template_image(cluster.deployment(name)) == f"{REPOSITORY}/{name}@{DIGEST_OLD}"
+
+
+def test_release_version_form_is_checked_first(tmp_path: Path) -> None:
+    write_repo(tmp_path, log_level="INFO")
+    cluster = Cluster(tmp_path)
+    release = manifest(COMMIT_OLD, dict.fromkeys(SERVICES, DIGEST_OLD))
+    bad = dataclasses.replace(settings(tmp_path, release), release_version="v1.2")
+    with pytest.raises(ReleaseError, match="--release-version 'v1.2' is not X.Y.Z"):
+        deploy(bad, Kubectl(str(cluster.kubectl)))
+    assert not cluster.state.exists()
