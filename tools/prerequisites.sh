@@ -52,6 +52,7 @@ need initdb postgresql "PostgreSQL server, stands in for CockroachDB locally" po
 need postgres postgresql "PostgreSQL server" postgresql@15
 need psql postgresql-client "PostgreSQL client" libpq
 need redis-server redis-server "Redis server" redis
+need openssl openssl "certificates for the TLS tests" openssl
 need docker-registry docker-registry "local registry, for the image checks" distribution
 python_version 11 "services and tests" "pyenv install 3.11 / apt-get install python3.11"
 python_version 9 "runs Pants 2.17" "pyenv install 3.9 / brew install python@3.9"

@@ -33,6 +33,15 @@ def client(*checks: Check, lifecycle: Lifecycle | None = None) -> TestClient:
     return TestClient(app)
 
 
+def _started(http: TestClient) -> bool:
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        if http.get("/health/startup").status_code == 200:
+            return True
+        time.sleep(0.01)
+    return False
+
+
 def test_version_serves_the_build_info() -> None:
     with client() as http:
         assert http.get("/version").json() == {
@@ -69,15 +78,6 @@ def test_checks_run_concurrently() -> None:
         assert _started(http)
         reply = http.get("/health/ready", timeout=5)
         assert reply.elapsed.total_seconds() < 1.0
-
-
-def _started(http: TestClient) -> bool:
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        if http.get("/health/startup").status_code == 200:
-            return True
-        time.sleep(0.01)
-    return False
 
 
 def test_liveness_ignores_dependencies_and_draining_fails_readiness() -> None:
