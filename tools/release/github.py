@@ -21,6 +21,7 @@ from tools.release.process import run
 
 CI_WORKFLOW = "ci.yml"
 CI_CHECK = "ci"
+ACTIONS_APP = "github-actions"
 MANIFEST_ARTIFACT = "release-manifest"
 MANIFEST_FILE = "release-manifest.json"
 
@@ -69,9 +70,16 @@ class GitHub:
         )
 
     def check_passed(self, sha: str, name: str = CI_CHECK) -> bool:
-        found = self.api(f"repos/{self.repository}/commits/{sha}/check-runs?check_name={name}")
+        """Whether GitHub Actions' latest check run `name` on sha succeeded (a check of
+        the same name from another app does not count)."""
+        found = self.api(
+            f"repos/{self.repository}/commits/{sha}/check-runs?check_name={name}&filter=latest"
+        )
         runs = found.get("check_runs", []) if isinstance(found, dict) else []
-        return any(run.get("conclusion") == "success" for run in runs)
+        return any(
+            run.get("conclusion") == "success" and run.get("app", {}).get("slug") == ACTIONS_APP
+            for run in runs
+        )
 
     def ci_runs(self, sha: str) -> list[int]:
         """Ids of the push-triggered CI runs of commit sha, newest first."""

@@ -37,9 +37,11 @@ class Records:
         self.file.write_text(json.dumps(self.body))
         return GitHub(REPOSITORY, str(self.gh))
 
-    def ci(self, sha: str, conclusion: str) -> None:
-        path = f"repos/{REPOSITORY}/commits/{sha}/check-runs?check_name=ci"
-        self.body["api"][path] = {"check_runs": [{"name": "ci", "conclusion": conclusion}]}
+    def ci(self, sha: str, conclusion: str, app: str = "github-actions") -> None:
+        path = f"repos/{REPOSITORY}/commits/{sha}/check-runs?check_name=ci&filter=latest"
+        self.body["api"][path] = {
+            "check_runs": [{"name": "ci", "conclusion": conclusion, "app": {"slug": app}}]
+        }
 
     def staging(self, sha: str, states: list[str], deployment_id: int = 7) -> None:
         self.body["api"][
@@ -100,9 +102,12 @@ def test_commit_must_be_on_main(repo: tuple[Path, str, Records]) -> None:
         promote.verify(root, records.save(), "1.5.0", side, "main")
 
 
-def test_ci_must_have_passed(repo: tuple[Path, str, Records]) -> None:
+@pytest.mark.parametrize(
+    ("conclusion", "app"), [("failure", "github-actions"), ("success", "other-ci")]
+)
+def test_ci_must_have_passed(repo: tuple[Path, str, Records], conclusion: str, app: str) -> None:
     root, sha, records = repo
-    records.ci(sha, "failure")
+    records.ci(sha, conclusion, app)
     with pytest.raises(ReleaseError, match="`ci` summary check .* did not pass"):
         promote.verify(root, records.save(), "1.4.0", sha, "main")
 
