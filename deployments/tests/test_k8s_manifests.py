@@ -26,6 +26,9 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from meridian_chassis.config import DEPENDENCY_SETTINGS, ConfigError, Settings, load_settings
+from meridian_testing.tls import make_ca
+
 Obj = dict[str, Any]
 
 K8S = Path("deployments/k8s")
@@ -708,6 +711,96 @@ def test_config_change_renames_config_map_and_rolls_pods(
         assert without_config_refs(new) == without_config_refs(
             dep
         ), f"{name}: more than config changed"
+
+
+# Stand-ins for the values of Secrets that an environment creates outside this
+# repository (deployments/k8s/README.md, Secrets), in the form the chassis expects.
+EXTERNAL_SECRET_STAND_INS = {
+    "DATABASE_URL": "postgresql://{service}:stand-in@cockroachdb.invalid:26257/{service}",
+}
+PASSWORD_SETTINGS = ("REDIS_PASSWORD", "KAFKA_SASL_PASSWORD")
+
+
+class Environment:
+    """The environment variables Kubernetes gives a service's container, with
+    stand-ins for external Secrets and a real CA file for every mounted *_FILE."""
+
+    def __init__(self, overlay: str, name: str, dep: Obj, ca_dir: Path) -> None:
+        self.values: dict[str, str] = {}
+        self.from_required_secret: set[str] = set()
+        self.problems: list[str] = []
+        (app,) = dep["spec"]["template"]["spec"]["containers"]
+        for source in app.get("envFrom", []):
+            ref = source.get("configMapRef", {}).get("name")
+            if ref is not None:
+                self.values.update(objects(overlay, "ConfigMap")[ref]["data"])
+        for var in app.get("env", []):
+            ref = var.get("valueFrom", {}).get("secretKeyRef")
+            if ref is None:
+                self.values[var["name"]] = var["value"]
+                continue
+            secret = objects(overlay, "Secret").get(ref["name"])
+            if secret is None and ref.get("optional", False):
+                continue  # as in dev, where no such Secret exists
+            if secret is None:  # created outside this repository
+                stand_in = EXTERNAL_SECRET_STAND_INS.get(ref["key"], "stand-in")
+                self.values[var["name"]] = stand_in.format(service=name)
+            elif ref["key"] in secret.get("data", {}):
+                self.values[var["name"]] = decode(secret["data"][ref["key"]])
+            if not ref.get("optional", False):
+                self.from_required_secret.add(var["name"])
+        self.substitute_files(dep, app, ca_dir)
+
+    def substitute_files(self, dep: Obj, app: Obj, ca_dir: Path) -> None:
+        volumes = {v["name"]: v for v in dep["spec"]["template"]["spec"].get("volumes", [])}
+        for key, path in list(self.values.items()):
+            if not key.endswith("_FILE"):
+                continue
+            mounts = [
+                m for m in app.get("volumeMounts", []) if path.startswith(m["mountPath"] + "/")
+            ]
+            volume = volumes.get(mounts[0]["name"], {}) if mounts else {}
+            if not mounts or not mounts[0].get("readOnly"):
+                self.problems.append(f"{key}={path} is not in a read-only mount")
+            elif not {"configMap", "secret", "projected"} & set(volume):
+                self.problems.append(f"{key}={path} is not from a ConfigMap or Secret")
+            self.values[key] = str(make_ca(ca_dir, key.lower()).cert)
+
+
+def service_settings(overlay: str, tmp_path: Path) -> dict[str, tuple[Settings, Environment]]:
+    loaded = {}
+    for name, dep in services(overlay).items():
+        environment = Environment(overlay, name, dep, tmp_path / name)
+        assert not environment.problems, f"{name}: {environment.problems}"
+        try:
+            settings = load_settings(environment.values, frozenset(DEPENDENCY_SETTINGS))
+        except ConfigError as error:
+            pytest.fail(f"{overlay} {name}: the service would not start: {error}")
+        loaded[name] = (settings, environment)
+    return loaded
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_services_accept_their_settings(overlay: str, tmp_path: Path) -> None:
+    """The chassis' own validation passes on what each overlay gives every service."""
+    assert service_settings(overlay, tmp_path)
+
+
+@pytest.mark.parametrize("overlay", PROTECTED_OVERLAYS)
+def test_backing_services_use_verified_tls_and_secret_credentials(
+    overlay: str, tmp_path: Path
+) -> None:
+    for name, (settings, environment) in service_settings(overlay, tmp_path).items():
+        security = settings.security
+        assert security.database.sslmode == "verify-full", name
+        assert urlparse(settings.redis_url or "").scheme == "rediss", name
+        assert security.redis.ca_file, name
+        assert security.redis.password, name
+        assert security.kafka.protocol == "SASL_SSL", name
+        assert security.kafka.ca_file, name
+        assert security.kafka.sasl_password, name
+        missing = {"DATABASE_URL", *PASSWORD_SETTINGS} - environment.from_required_secret
+        assert not missing, f"{name}: {sorted(missing)} must come from required Secret keys"
 
 
 # kustomize's content-hash suffix of generated ConfigMaps.

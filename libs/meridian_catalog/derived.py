@@ -154,8 +154,9 @@ def local_databases(catalog: Sequence[Declaration]) -> str:
             lines += [
                 f"  - name: {service.name}-db",
                 "    literals:",
+                # No sslmode: the chassis takes it from DATABASE_SSLMODE (default disable).
                 f"      - DATABASE_URL=postgresql://root@cockroachdb:{DATABASE_PORT}/"
-                f"{_database(service)}?sslmode=disable",
+                f"{_database(service)}",
                 "    options:",
                 "      labels:",
                 f"        app.kubernetes.io/name: {service.name}",
