@@ -55,6 +55,10 @@ bench-images: ## Print image sizes, one-line-change rebuild time and layer diges
 bench-pr: bootstrap ## Time a one-service pull request's CI phases (wall, CPU, load) in a scratch clone
 	$(PYTHON) -m tools.release.bench_pr
 
+.PHONY: bench-cold-start
+bench-cold-start: ## Time a fresh clone with empty caches to Pants bootstrapped, make build done and make run ready
+	$(PYTHON) -m tools.coldstart $(BENCH_ARGS)
+
 .PHONY: bench-scale
 bench-scale: bootstrap ## Measure build, tests, manifests, Tilt and `make run` at today's services and at 30
 	$(PANTS) run libs/meridian_catalog:bench-scale
@@ -77,7 +81,7 @@ test: bootstrap audit ## Run every test (unit, integration with real servers, pl
 
 .PHONY: audit
 audit: ## Fail unless every locked Python requirement and base package is at its newest release (fails closed)
-	python3.11 -m tools.audit $(AUDIT_ARGS)
+	$(PYTHON) -m tools.audit $(AUDIT_ARGS)
 
 .PHONY: test-changed
 test-changed: bootstrap ## Test what changed since BASE (default: merge base with origin/main) and its dependents; everything when a global input changed

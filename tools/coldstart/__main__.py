@@ -1,0 +1,5 @@
+import sys
+
+from tools.coldstart.main import main
+
+sys.exit(main())

@@ -1,0 +1,237 @@
+"""`make bench-cold-start`: how long a new engineer waits, from `git clone` to a running stack.
+
+    python3.11 -m tools.coldstart [--keep] [--no-run]
+
+Clones this checkout's HEAD into a temporary directory and gives it empty caches (HOME,
+Meridian's Pants install, Pants' store and named caches, the pex root, pip's and uv's
+caches), then times `./pants --version` (the bootstrap), `make build` and `make run`
+until every process of the local stack is ready. The run phase needs the stack's fixed
+ports; when one is taken it is skipped and says so. Prints seconds per phase and since
+the clone started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+STACK_FILE = Path("deployments/local/processes.yaml")
+TARGET_SECONDS = 30.0
+
+
+class ColdStartError(RuntimeError):
+    pass
+
+
+@dataclass
+class Timeline:
+    started: float = field(default_factory=time.monotonic)
+    phases: list[tuple[str, float, float]] = field(default_factory=list)  # name, duration, total
+
+    @contextlib.contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        began = time.monotonic()
+        print(f"::: {name}", flush=True)
+        yield
+        now = time.monotonic()
+        self.phases.append((name, now - began, now - self.started))
+
+    def report(self) -> str:
+        lines = [f"  {'phase':<34} {'seconds':>8} {'since clone':>12}"]
+        lines += [
+            f"  {name:<34} {duration:8.1f} {total:12.1f}" for name, duration, total in self.phases
+        ]
+        return "\n".join(lines)
+
+
+def stack_ports(stack_file: str) -> list[int]:
+    """The fixed ports of the local stack (`port:` of each process)."""
+    return [
+        int(port) for port in re.findall(r"^\s+port:\s*\"?(\d+)\"?\s*$", stack_file, re.MULTILINE)
+    ]
+
+
+def stack_process_count(stack_file: str) -> int:
+    return len(re.findall(r"^\s+- name:", stack_file, re.MULTILINE))
+
+
+def ports_in_use(ports: Sequence[int]) -> list[int]:
+    taken = []
+    for port in ports:
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                taken.append(port)
+    return taken
+
+
+def empty_cache_environment(scratch: Path, base: Mapping[str, str]) -> dict[str, str]:
+    """The caller's environment with every cache a fresh machine would not have moved into scratch."""
+    python39 = base.get("PANTS_PYTHON") or _interpreter("3.9")
+    python311 = base.get("MERIDIAN_PYTHON") or _interpreter("3.11")
+    home = scratch / "home"
+    caches = scratch / "caches"
+    env = dict(base)
+    env.update(
+        {
+            "HOME": str(home),
+            "XDG_CACHE_HOME": str(home / ".cache"),
+            "MERIDIAN_PANTS_CACHE": str(caches / "meridian-pants"),
+            "PANTS_LOCAL_STORE_DIR": str(caches / "pants-lmdb-store"),
+            "PANTS_NAMED_CACHES_DIR": str(caches / "pants-named-caches"),
+            "PEX_ROOT": str(caches / "pex-root"),
+            "PIP_CACHE_DIR": str(caches / "pip"),
+            "UV_CACHE_DIR": str(caches / "uv"),
+            # The interpreters themselves are the machine's, found before HOME moved.
+            "PANTS_PYTHON": python39,
+            "MERIDIAN_PYTHON": python311,
+        }
+    )
+    # pyenv finds its versions through HOME unless told where they are.
+    env.setdefault("PYENV_ROOT", str(Path(base.get("HOME", "~")).expanduser() / ".pyenv"))
+    home.mkdir(parents=True)
+    return env
+
+
+def _interpreter(version: str) -> str:
+    for candidate in [
+        shutil.which(f"python{version}"),
+        *sorted(Path.home().glob(f".pyenv/versions/{version}*/bin/python{version}")),
+    ]:
+        if candidate is None:
+            continue
+        result = subprocess.run(
+            [str(candidate), "-c", "import sys; print(sys.executable)"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if result.returncode == 0:
+            return result.stdout.strip()
+    raise ColdStartError(
+        f"no CPython {version} found: install it or set PANTS_PYTHON / MERIDIAN_PYTHON"
+    )
+
+
+def program(name: str) -> str:
+    found = shutil.which(name)
+    if found is None:
+        raise ColdStartError(f"{name} is not installed")
+    return found
+
+
+def run(argv: Sequence[str], cwd: Path, env: Mapping[str, str]) -> None:
+    result = subprocess.run(list(argv), cwd=cwd, env=dict(env), check=False)
+    if result.returncode != 0:
+        raise ColdStartError(f"{' '.join(argv)} failed with exit status {result.returncode}")
+
+
+def run_until_ready(clone: Path, env: Mapping[str, str], processes: int, timeout: float) -> None:
+    """`make run` until its summary lists every process as ready, then Ctrl-C (its process group)."""
+    child = subprocess.Popen(
+        [program("make"), "run"],
+        cwd=clone,
+        env=dict(env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    if child.stdout is None:
+        raise ColdStartError("make run's output could not be read")
+    ready, deadline = 0, time.monotonic() + timeout
+    try:
+        for line in child.stdout:
+            print(f"    {line.rstrip()}", flush=True)
+            ready += " ready in " in line
+            if ready >= processes:
+                return
+            if time.monotonic() > deadline:
+                raise ColdStartError(f"the stack was not ready within {timeout:.0f} s")
+        raise ColdStartError(f"make run exited ({child.wait()}) before the stack was ready")
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(child.pid, signal.SIGINT)
+        try:
+            child.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(child.pid, signal.SIGKILL)
+            child.wait()
+
+
+def stop_pantsd(clone: Path) -> None:
+    """The clone's own pantsd, by the pid file Pants keeps in the clone."""
+    for pid_file in clone.glob(".pids/*/pantsd/pid"):
+        with contextlib.suppress(ValueError, ProcessLookupError, PermissionError):
+            os.kill(int(pid_file.read_text().strip()), signal.SIGTERM)
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python3.11 -m tools.coldstart", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--no-run", dest="run", action="store_false", help="stop after make build")
+    parser.add_argument("--keep", action="store_true", help="keep the clone and its caches")
+    parser.add_argument(
+        "--ready-timeout", type=float, default=300.0, help="seconds make run may take"
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    source = Path.cwd()
+    stack_file = (source / STACK_FILE).read_text()
+    scratch = Path(tempfile.mkdtemp(prefix="meridian-cold-start-"))
+    clone = scratch / "meridian"
+    timeline = Timeline()
+    try:
+        env = empty_cache_environment(scratch, os.environ)
+        with timeline.phase("git clone"):
+            run(
+                [program("git"), "clone", "--quiet", "--no-local", str(source), str(clone)],
+                scratch,
+                env,
+            )
+        with timeline.phase("bootstrap (./pants --version)"):
+            run(["./pants", "--version"], clone, env)
+        with timeline.phase("make build"):
+            run([program("make"), "build"], clone, env)
+        if args.run:
+            taken = ports_in_use(stack_ports(stack_file))
+            if taken:
+                print(
+                    f"::: make run skipped: ports {', '.join(map(str, taken))} are in use "
+                    "(another local stack?); the numbers stop at make build"
+                )
+            else:
+                with timeline.phase("make run (every process ready)"):
+                    run_until_ready(clone, env, stack_process_count(stack_file), args.ready_timeout)
+    except ColdStartError as error:
+        print(f"cold start failed: {error}", file=sys.stderr)
+        return 1
+    finally:
+        stop_pantsd(clone)
+        if args.keep:
+            print(f"kept {scratch}")
+        else:
+            shutil.rmtree(scratch, ignore_errors=True)
+    print("\nCold start (fresh clone, empty caches):")
+    print(timeline.report())
+    total = timeline.phases[-1][2]
+    verdict = "within" if total <= TARGET_SECONDS else "over"
+    print(f"  total {total:.1f} s: {verdict} the {TARGET_SECONDS:.0f} s target")
+    return 0

@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+from tools.coldstart.main import (
+    Timeline,
+    empty_cache_environment,
+    ports_in_use,
+    stack_ports,
+    stack_process_count,
+)
+
+STACK = """processes:
+  - name: cockroachdb
+    cmd: [python3, backing.pex, postgres, --port, "26257"]
+    port: 26257
+  - name: current-account
+    port: "8081"
+    ready_path: /health/ready
+"""
+
+
+def test_reads_the_stack_ports() -> None:
+    assert stack_ports(STACK) == [26257, 8081]
+    assert stack_process_count(STACK) == 2
+
+
+def test_reads_the_repository_stack() -> None:
+    text = Path("deployments/local/processes.yaml").read_text()
+    ports = stack_ports(text)
+    assert {26257, 6379, 9092, 8081} <= set(ports)
+    assert stack_process_count(text) == len(ports)
+
+
+def test_finds_ports_in_use() -> None:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        taken = int(listener.getsockname()[1])
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            free = int(probe.getsockname()[1])
+        assert ports_in_use([taken, free]) == [taken]
+
+
+def test_moves_every_cache_into_scratch(tmp_path: Path) -> None:
+    base = {
+        "HOME": "/home/dev",
+        "PATH": "/usr/bin",
+        "PANTS_PYTHON": "/py39",
+        "MERIDIAN_PYTHON": "/py311",
+    }
+    env = empty_cache_environment(tmp_path, base)
+    for variable in (
+        "HOME",
+        "XDG_CACHE_HOME",
+        "MERIDIAN_PANTS_CACHE",
+        "PANTS_LOCAL_STORE_DIR",
+        "PANTS_NAMED_CACHES_DIR",
+        "PEX_ROOT",
+        "PIP_CACHE_DIR",
+        "UV_CACHE_DIR",
+    ):
+        assert env[variable].startswith(str(tmp_path)), variable
+    assert env["PATH"] == "/usr/bin"
+    assert env["PYENV_ROOT"] == "/home/dev/.pyenv"
+    assert (tmp_path / "home").is_dir()
+
+
+def test_timeline_reports_each_phase_and_the_running_total() -> None:
+    timeline = Timeline()
+    with timeline.phase("git clone"):
+        pass
+    with timeline.phase("make build"):
+        pass
+    report = timeline.report().splitlines()
+    assert report[0].split() == ["phase", "seconds", "since", "clone"]
+    assert [line.split()[0] for line in report[1:]] == ["git", "make"]
+    assert timeline.phases[1][2] >= timeline.phases[0][2]
