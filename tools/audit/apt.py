@@ -154,6 +154,16 @@ def private_debian_apt(directory: Path, keyring: Path = DEBIAN_KEYRING) -> list[
     ]
 
 
+def write_apt_config(path: Path, options: Sequence[str]) -> Path:
+    """The options as an apt.conf, for tools that read APT_CONFIG (rootfs.py lock, say)."""
+    lines = []
+    for option in options:
+        key, _, value = option.partition("=")
+        lines.append(f'{key} "{value}";\n')
+    path.write_text("".join(lines))
+    return path
+
+
 def update_lists(apt_options: Sequence[str], timeout: float) -> None:
     try:
         _apt("apt-get", ["update", "-qq"], apt_options, timeout)

@@ -17,6 +17,7 @@ from tools.audit.apt import (
     private_debian_apt,
     read_packages_lock,
     update_lists,
+    write_apt_config,
 )
 
 # `apt-cache policy` on a Debian 12 machine (trimmed).
@@ -147,6 +148,24 @@ def test_private_debian_apt_state_reads_every_suite(tmp_path: Path) -> None:
     results = assess_debs([LockedDeb("tzdata", "2020a-0", "all")], options)
     assert results[0].candidate is not None
     assert not results[0].at_newest
+
+
+@needs_apt
+@pytest.mark.skipif(not DEBIAN_KEYRING.is_file(), reason="needs debian-archive-keyring")
+def test_apt_config_file_gives_other_tools_the_private_state(tmp_path: Path) -> None:
+    config = write_apt_config(tmp_path / "apt.conf", private_debian_apt(tmp_path / "apt"))
+    env = {"APT_CONFIG": str(config), "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
+    apt_get = shutil.which("apt-get")
+    apt_cache = shutil.which("apt-cache")
+    assert apt_get is not None
+    assert apt_cache is not None
+    subprocess.run([apt_get, "update", "-qq"], env=env, check=True, timeout=300)
+    assert list((tmp_path / "apt" / "lists").glob("*bookworm-security*InRelease"))
+    policy = subprocess.run(
+        [apt_cache, "policy"], env=env, capture_output=True, text=True, check=True
+    )
+    assert missing_suites(policy.stdout) == []
+    assert "/var/lib/dpkg/status" not in policy.stdout
 
 
 def test_private_debian_apt_needs_the_keyring(tmp_path: Path) -> None:

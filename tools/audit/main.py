@@ -1,7 +1,9 @@
 """`make audit`: every locked Python requirement and base image package at its newest release.
 
     python3.11 -m tools.audit [check] [--grace-days 30] [--index-url URL] [--no-apt-update]
-    python3.11 -m tools.audit ignored-advisories # pip-audit/trivy ignore list, one ID a line
+    python3.11 -m tools.audit ignored-advisories    # scanners' ignore list, one ID a line
+    python3.11 -m tools.audit export-requirements   # the lockfile as NAME==VERSION lines
+    python3.11 -m tools.audit debian-apt-config --debian-apt DIR  # prints an APT_CONFIG file
 
 A locked requirement passes when it is the index's newest release, when its first newer
 release is younger than the grace period, or when the exceptions file lists it with a
@@ -52,7 +54,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         "command",
         nargs="?",
         default="check",
-        choices=["check", "ignored-advisories", "export-requirements"],
+        choices=["check", "ignored-advisories", "export-requirements", "debian-apt-config"],
     )
     parser.add_argument(
         "--lockfile", type=Path, default=DEFAULT_LOCKFILE, help="Pants lockfile to audit"
@@ -190,6 +192,12 @@ def main(argv: Sequence[str] | None = None, now: datetime.datetime | None = None
             for advisory in exceptions.advisories:
                 for advisory_id in (advisory.id, *advisory.aliases):
                     print(advisory_id)
+            return 0
+        if args.command == "debian-apt-config":
+            if args.debian_apt is None:
+                raise AuditError("debian-apt-config needs --debian-apt DIR")
+            options = apt.private_debian_apt(args.debian_apt)
+            print(apt.write_apt_config(args.debian_apt / "apt.conf", options))
             return 0
         if args.command == "export-requirements":
             for requirement in read_pants_lock(args.lockfile):

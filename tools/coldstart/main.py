@@ -100,6 +100,10 @@ def empty_cache_environment(scratch: Path, base: Mapping[str, str]) -> dict[str,
             "MERIDIAN_PYTHON": python311,
         }
     )
+    # As on a machine where both are installed: on PATH.
+    env["PATH"] = os.pathsep.join(
+        [str(Path(python39).parent), str(Path(python311).parent), base.get("PATH", os.defpath)]
+    )
     # pyenv finds its versions through HOME unless told where they are.
     env.setdefault("PYENV_ROOT", str(Path(base.get("HOME", "~")).expanduser() / ".pyenv"))
     home.mkdir(parents=True)

@@ -63,7 +63,7 @@ def test_moves_every_cache_into_scratch(tmp_path: Path) -> None:
         "UV_CACHE_DIR",
     ):
         assert env[variable].startswith(str(tmp_path)), variable
-    assert env["PATH"] == "/usr/bin"
+    assert env["PATH"] == "/:/:/usr/bin"
     assert env["PYENV_ROOT"] == "/home/dev/.pyenv"
     assert (tmp_path / "home").is_dir()
 
