@@ -200,6 +200,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     source = Path.cwd()
     stack_file = (source / STACK_FILE).read_text()
     scratch = Path(tempfile.mkdtemp(prefix="meridian-cold-start-"))
+    # The local stack runs PostgreSQL as its own user, which must reach the clone.
+    scratch.chmod(0o755)
     clone = scratch / "meridian"
     timeline = Timeline()
     try:
@@ -225,7 +227,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 with timeline.phase("make run (every process ready)"):
                     run_until_ready(clone, env, stack_process_count(stack_file), args.ready_timeout)
     except ColdStartError as error:
-        print(f"cold start failed: {error}", file=sys.stderr)
+        print(f"cold start failed: {error}\n{timeline.report()}", file=sys.stderr)
         return 1
     finally:
         stop_pantsd(clone)
