@@ -48,6 +48,12 @@ class Timeline:
         now = time.monotonic()
         self.phases.append((name, now - began, now - self.started))
 
+    def mark(self, name: str, seconds_into_last_phase: float) -> None:
+        """A point inside the last phase, known afterwards (from a file's modification time)."""
+        _, duration, total = self.phases[-1]
+        began = total - duration
+        self.phases.append((f"  {name}", seconds_into_last_phase, began + seconds_into_last_phase))
+
     def report(self) -> str:
         lines = [f"  {'phase':<34} {'seconds':>8} {'since clone':>12}"]
         lines += [
@@ -212,8 +218,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 scratch,
                 env,
             )
+        bootstrap_started = time.time()
         with timeline.phase("bootstrap (./pants --version)"):
             run(["./pants", "--version"], clone, env)
+        # ./pants writes .pants.rc once Pants is installed, right before starting it.
+        installed = (clone / ".pants.rc").stat().st_mtime - bootstrap_started
+        timeline.mark("of which installing Pants (uv)", installed)
         with timeline.phase("make build"):
             run([program("make"), "build"], clone, env)
         if args.run:
@@ -235,9 +245,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"kept {scratch}")
         else:
             shutil.rmtree(scratch, ignore_errors=True)
-    print("\nCold start (fresh clone, empty caches):")
+    print(
+        f"\nCold start (fresh clone, empty caches; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs):"
+    )
     print(timeline.report())
-    total = timeline.phases[-1][2]
+    total = max(total for _, _, total in timeline.phases)
     verdict = "within" if total <= TARGET_SECONDS else "over"
     print(f"  total {total:.1f} s: {verdict} the {TARGET_SECONDS:.0f} s target")
     return 0

@@ -78,3 +78,10 @@ def test_timeline_reports_each_phase_and_the_running_total() -> None:
     assert report[0].split() == ["phase", "seconds", "since", "clone"]
     assert [line.split()[0] for line in report[1:]] == ["git", "make"]
     assert timeline.phases[1][2] >= timeline.phases[0][2]
+
+
+def test_marks_a_point_inside_the_last_phase() -> None:
+    timeline = Timeline()
+    timeline.phases = [("git clone", 1.0, 1.5), ("bootstrap", 10.0, 11.5)]
+    timeline.mark("of which installing", 4.0)
+    assert timeline.phases[-1] == ("  of which installing", 4.0, 5.5)
