@@ -519,6 +519,26 @@ def test_services_reach_only_dns_and_backing_services(overlay: str) -> None:
         ), f"{name}: backing-service rules must name the backing services, not DNS"
 
 
+@pytest.mark.parametrize("overlay", PROTECTED_OVERLAYS)
+def test_overlay_without_backing_service_networks_does_not_render(
+    overlay: str, tmp_path: Path
+) -> None:
+    """Left out, the policies' placeholder peers must not reach a cluster."""
+    shutil.copytree(K8S, tmp_path / "k8s")
+    kustomization = tmp_path / "k8s" / "overlays" / overlay / "kustomization.yaml"
+    text = kustomization.read_text()
+    assert "  - backing-service-networks.yaml\n" in text
+    kustomization.write_text(text.replace("  - backing-service-networks.yaml\n", ""))
+    result = subprocess.run(
+        [tool("kubectl"), "kustomize", str(kustomization.parent)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode != 0, "rendered without the backing services' networks"
+    assert "BackingServiceNetworks" in result.stderr, result.stderr
+
+
 def without_environment_peers(policy: Obj) -> Obj:
     """A NetworkPolicy's spec with the backing-service peers, which are each
     environment's own addresses, left out."""
