@@ -11,6 +11,8 @@
 #                `./pants package services/PACKAGE:image` with warm caches: wall time,
 #                which layers changed (only srcs should), and after the change is
 #                reverted (always, by a trap) whether the rebuilt image is the original
+#   3b. commit   the same tree built as another commit (other MERIDIAN_BUILD_REVISION
+#                and _VERSION): the same image id, as a release's build-once digest needs
 #   4. repro     the same commit built again in an independent, empty image store
 #                (a second Podman service): base, deps and srcs layer digests
 #                compared (skipped with a Docker daemon, or with --skip-independent)
@@ -59,7 +61,11 @@ scratch="$(mktemp -d)"
 heading() { printf '\n== %s\n' "$*"; }
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 seconds() { awk -v ms="$1" 'BEGIN { printf "%.2f", ms / 1000 }'; }
-layers_of() { docker image inspect --format '{{range .RootFS.Layers}}{{println .}}{{end}}' "$1" | sed '/^$/d'; }
+# The image's layers with content (BuildKit adds empty ones for WORKDIR), bottom up.
+readonly empty_layer=sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef
+layers_of() {
+  docker image inspect --format '{{range .RootFS.Layers}}{{println .}}{{end}}' "$1" | sed -e '/^$/d' -e "/^${empty_layer}$/d"
+}
 
 # --- 1. sizes and 2. paths ------------------------------------------------------------
 
@@ -166,6 +172,19 @@ for index in "${!before[@]}"; do
   printf '%-10s %-21s %-32s %s\n' "${name}" "${before[index]:7:12}" "${edited}" "${back}"
 done
 
+# --- 3b. the same inputs as another commit --------------------------------------------
+
+heading "commit independence: ${target} built as another commit"
+as_built="$(image_id "${package}")"
+MERIDIAN_BUILD_REVISION=0123456789ab MERIDIAN_BUILD_VERSION=9.9.9 \
+  timed_package "${scratch}/other-commit.log" "${target}" >/dev/null
+as_other="$(image_id "${package}")"
+verdict="the same image"
+[[ "${as_other}" == "${as_built}" ]] || verdict="DIFFERENT images: the image holds commit metadata"
+printf '%-24s %s\n' "${MERIDIAN_BUILD_REVISION}" "${as_built:0:12}" "0123456789ab" "${as_other:0:12}"
+echo "${verdict}"
+timed_package "${scratch}/back.log" "${target}" >/dev/null # dist/ names this tree's build again
+
 # --- 4. the same commit built again, independently ------------------------------------
 
 if ${independent} && [[ "${DOCKER_HOST:-}" == unix://*/podman/podman.sock ]]; then
@@ -225,8 +244,10 @@ variant() { # variant TAG PYTHON-GLOB...: the image without the __pycache__ dirs
   local globs
   globs="$(printf '%s ' "$@")"
   mkdir -p "${scratch}/empty"
+  # By a tag: BuildKit takes no image id in FROM.
+  docker tag "${image}" "meridian/${service}:bench-as-built"
   docker build --quiet --tag "${tag}" -f - "${scratch}/empty" >/dev/null <<EOF
-FROM ${image}
+FROM meridian/${service}:bench-as-built
 USER 0:0
 RUN ["/usr/bin/python3.11", "-I", "-c", "import glob, shutil\\nfor pattern in '${globs}'.split():\\n    for path in glob.glob(pattern, recursive=True):\\n        shutil.rmtree(path)"]
 USER 65532:65532
@@ -284,4 +305,4 @@ for candidate in "${image}" "${no_stdlib}" "${no_bytecode}"; do
 done
 for _ in $(seq 1 "${runs}"); do baseline; done >"${scratch}/baseline"
 printf '%-40s %12s\n' "(engine: start to exit of python -c pass)" "$(seconds "$(median <"${scratch}/baseline")")"
-docker rmi "${no_stdlib}" "${no_bytecode}" >/dev/null
+docker rmi "${no_stdlib}" "${no_bytecode}" "meridian/${service}:bench-as-built" >/dev/null

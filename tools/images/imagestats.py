@@ -83,6 +83,10 @@ def merged_files(archive: tarfile.TarFile, layer_paths: Sequence[str]) -> dict[s
     return files
 
 
+# The diff id of a layer with no files: BuildKit records one for a WORKDIR that exists.
+EMPTY_LAYER = "sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef"
+
+
 def analyse(path: str, names: Sequence[str]) -> tuple[list[Layer], dict[str, int]]:
     with tarfile.open(path) as archive:
         manifest = read_json(archive, "manifest.json")
@@ -95,12 +99,17 @@ def analyse(path: str, names: Sequence[str]) -> tuple[list[Layer], dict[str, int
             raise SystemExit(f"{path}: the image configuration is not a JSON object")
         history = [h for h in config.get("history", []) if not h.get("empty_layer")]
         layers = []
+        named = 0  # names go to the layers with content, bottom up
         for index, layer_path in enumerate(layer_paths):
             handle = archive.extractfile(layer_path)
             if handle is None:
                 raise SystemExit(f"{path}: layer {layer_path} is missing")
             diff_id, size, gzip_size = measure(handle)
-            name = names[index] if index < len(names) else str(index + 1)
+            if diff_id == EMPTY_LAYER:
+                name = "(empty)"
+            else:
+                name = names[named] if named < len(names) else str(named + 1)
+                named += 1
             created_by = history[index].get("created_by", "") if index < len(history) else ""
             layers.append(Layer(name, diff_id, size, gzip_size, created_by))
         return layers, merged_files(archive, layer_paths)
