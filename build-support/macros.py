@@ -94,28 +94,35 @@ def _service_image(package, pex_overrides):
         workdir="/",
         extra_env_vars=[_SOURCE_URL, "SOURCE_DATE_EPOCH"],
     )
+    # What the build stages need, for every image: the classic builder (Docker's
+    # without BuildKit) builds every stage before the target one, Podman's only those
+    # the target uses. The PEX is named by a build argument, which Pants cannot follow:
+    # listed as a dependency.
+    build_stage_deps = [":image-deps", "deployments/docker:context"]
+
+    def build_stage_args(target):
+        return [
+            f"DEPS_PEX={dist_dir}/image-deps.pex",
+            # Where Pants writes this target's copy of the Dockerfile.
+            f"SERVICE_DOCKERFILE={directory}/Dockerfile.{target}",
+        ]
+
     # Base + third-party deps: rebuilt only when they change. Its tag is a hash of its
     # inputs, so :image always starts from the runtime built from the same lock.
     docker_image(
         name="runtime",
         instructions=instructions,
         target_stage="runtime",
-        # The PEX is named by a build argument, which Pants cannot follow: listed here.
-        dependencies=[":image-deps", "deployments/docker:context"],
+        dependencies=build_stage_deps,
         repository=f"meridian/{service}-runtime",
         image_tags=["{pants.hash}"],
         skip_push=True,
-        extra_build_args=[
-            f"DEPS_PEX={dist_dir}/image-deps.pex",
-            # Where Pants writes this target's copy of the Dockerfile.
-            f"SERVICE_DOCKERFILE={directory}/Dockerfile.runtime",
-        ],
+        extra_build_args=build_stage_args("runtime"),
     )
     docker_image(
         name="image",
         instructions=instructions,
-        # The context: the classic builder runs the build stage too (see the Dockerfile).
-        dependencies=[":runtime", ":image-srcs-layer", "deployments/docker:context"],
+        dependencies=[":runtime", ":image-srcs-layer", *build_stage_deps],
         repository=f"meridian/{service}",
         # What CI tests, scans and pushes, tagged with the commit and the version.
         image_tags=[
@@ -128,6 +135,7 @@ def _service_image(package, pex_overrides):
             f"MERIDIAN_SERVICE={service}",
             _SOURCE_URL,
             *_TAG_METADATA,
+            *build_stage_args("image"),
         ],
     )
     # What local clusters run (Tilt, overlays/dev): the image plus live_update support.
@@ -135,12 +143,13 @@ def _service_image(package, pex_overrides):
         name="dev-image",
         instructions=instructions,
         target_stage="dev",
-        dependencies=[":runtime", ":image-srcs-layer", "deployments/docker:context"],
+        dependencies=[":runtime", ":image-srcs-layer", *build_stage_deps],
         repository=f"meridian/{service}",
         image_tags=["dev"],
         skip_push=True,
         extra_build_args=[
             f"RUNTIME_IMAGE={directory}:runtime",
             f"SRCS_LAYER={dev_srcs_layer}",
+            *build_stage_args("dev-image"),
         ],
     )
