@@ -31,7 +31,7 @@ run: build ## Run the whole system locally (PostgreSQL, Redis, Kafka, services);
 	  exec python3 dist/libs.meridian_devstack/devstack.pex deployments/local/processes.yaml
 
 .PHONY: service
-service: bootstrap ## Add a service: make service NAME=payment-order [NEEDS=database,redis,kafka] [PORT=8090]
+service: bootstrap ## Add a service: make service NAME=payment-order [NEEDS=database,redis,kafka] [PORT=8100]
 	@[[ -n "$(NAME)" ]] || { echo "usage: make service NAME=<name-in-dashes> [NEEDS=database,redis,kafka] [PORT=<host port>]" >&2; exit 2; }
 	$(PANTS) run libs/meridian_catalog:catalog -- new "$(NAME)" $(if $(PORT),--port "$(PORT)") --needs "$(NEEDS)"
 

@@ -13,6 +13,13 @@ from meridian_chassis.declaration import (
 )
 
 SERVICES_DIR = "services"
+# Host ports the local stack and Tilt give to something other than a service.
+RESERVED_PORTS = {
+    26257: "the local CockroachDB",
+    6379: "the local Redis",
+    9092: "the local Kafka",
+    8090: "CockroachDB's console under Tilt (Tiltfile)",
+}
 
 
 def service_dirs(root: Path) -> list[Path]:
@@ -39,6 +46,11 @@ def load_catalog(root: Path) -> list[Declaration]:
 def check_unique_ports(declarations: Sequence[Declaration]) -> None:
     owners: dict[int, str] = {}
     for declaration in declarations:
+        if declaration.port in RESERVED_PORTS:
+            raise DeclarationError(
+                f"{declaration.name} declares port {declaration.port} in its {DECLARATION_FILE}, "
+                f"which is {RESERVED_PORTS[declaration.port]}'s; choose another"
+            )
         other = owners.setdefault(declaration.port, declaration.name)
         if other != declaration.name:
             raise DeclarationError(

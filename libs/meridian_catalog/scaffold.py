@@ -9,7 +9,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from meridian_catalog.catalog import SERVICES_DIR, check_unique_ports, load_catalog
+from meridian_catalog.catalog import (
+    RESERVED_PORTS,
+    SERVICES_DIR,
+    check_unique_ports,
+    load_catalog,
+)
 from meridian_catalog.derived import write_derived
 from meridian_chassis.declaration import (
     DECLARATION_FILE,
@@ -93,6 +98,8 @@ def _declaration(
         )
     if port is None:
         port = max([FIRST_PORT - 1, *(existing.port for existing in catalog)]) + 1
+        while port in RESERVED_PORTS:
+            port += 1
     if not 1024 <= port <= 65535:
         raise ScaffoldError(f"PORT={port} must be from 1024 to 65535")
     declaration = Declaration(name=name, package=package, port=port, needs=frozenset(needs))

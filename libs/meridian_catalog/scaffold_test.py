@@ -110,3 +110,10 @@ def test_service_without_declaration_is_named(repo: Path) -> None:
     (repo / "services/position_keeping/service.yaml").unlink()
     with pytest.raises(DeclarationError, match="services/position_keeping/service.yaml is missing"):
         load_catalog(repo)
+
+
+def test_generated_ports_skip_reserved_ones(repo: Path) -> None:
+    declaration = repo / "services/current_account/service.yaml"
+    declaration.write_text(declaration.read_text().replace("8081", "8089"))
+    assert main(["--root", str(repo), "generate"]) == 0
+    assert create_service(repo, "scaffolded-service", None, [], quiet).port == 8091
