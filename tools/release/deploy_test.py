@@ -259,7 +259,18 @@ def test_own_deadline_rolls_back(released: tuple[Path, Cluster]) -> None:
             settings(root, manifest(COMMIT_NEW, dict.fromkeys(SERVICES, DIGEST_NEW)), deadline=8),
             Kubectl(str(cluster.kubectl)),
         )
-    assert time.monotonic() - started < 8 + 20
+    # The hanging rollout was waited for no longer than the deadline allowed, and the
+    # whole deploy ended well before the stand-in's rollout would have (it never does).
+    calls = cluster.read()["calls"]
+    first_undo = next(index for index, call in enumerate(calls) if "undo" in call)
+    waits = [
+        int(call[-1].removeprefix("--timeout=").rstrip("s"))
+        for call in calls[:first_undo]
+        if "status" in call
+    ]
+    assert waits
+    assert max(waits) <= 8
+    assert time.monotonic() - started < 8 + 90
     assert_rolled_back(cluster)
 
 
@@ -292,7 +303,7 @@ def deploy_until_waiting(root: Path, cluster: Cluster) -> subprocess.Popen[str]:
         "--rollback-timeout=60",
         f"--kubectl={cluster.kubectl}",
     )
-    for _ in range(300):
+    for _ in range(1200):
         if cluster.calls("status"):
             return child
         time.sleep(0.1)
@@ -358,7 +369,7 @@ def test_rollback_killed_midway_is_finished_without_a_second_undo(
     body["behaviour"][old_alpha] = "hang"
     cluster.state.write_text(json.dumps(body))
     child.send_signal(signal.SIGTERM)
-    for _ in range(300):
+    for _ in range(1200):
         if len(json.loads(state_file.read_text())["undone"]) == 2:
             break
         time.sleep(0.1)
