@@ -122,7 +122,7 @@ def test_sigterm_fails_readiness_drains_in_flight_requests_and_exits_zero(
     assert draining.body["status"] == "draining"
     slow.join(timeout=10)
     assert [reply.text for reply in replies] == ["done"]
-    out, _ = service.process.communicate(timeout=15)
+    out = service.wait(timeout=15).stdout
     assert service.process.returncode == 0
     events = [json.loads(line)["message"] for line in out.splitlines() if line.startswith("{")]
     assert "draining" in events
@@ -133,7 +133,7 @@ def test_each_request_is_one_json_log_line_with_latency(servers: BackingServices
     with running_service(python_command(SERVICE_CODE), servers.environment()) as service:
         service.get("/version")
         service.process.send_signal(signal.SIGTERM)
-        out, _ = service.process.communicate(timeout=15)
+        out = service.wait(timeout=15).stdout
     requests = [
         entry
         for entry in map(json.loads, filter(None, out.splitlines()))
@@ -213,8 +213,6 @@ def test_keep_alive_clients_lose_nothing_across_sigterm(servers: BackingServices
         **servers.environment(),
         **SERVICE_ENV,
         "SHUTDOWN_DELAY_SECONDS": str(delay),
-        # Thousands of access-log lines would fill the unread stdout pipe and stall it.
-        "LOG_LEVEL": "WARNING",
     }
     with running_service(python_command(SERVICE_CODE), env) as service:
         idle = http.client.HTTPConnection("127.0.0.1", service.port, timeout=10)
@@ -261,6 +259,6 @@ def test_keep_alive_clients_lose_nothing_across_sigterm(servers: BackingServices
         assert reused.status == 200
         assert reused.getheader("connection") == "close"
         assert wait_until(lambda: _closed_by_server(silent), timeout=delay + 5)
-        service.process.communicate(timeout=15)
+        service.wait(timeout=15)
         assert service.process.returncode == 0
         silent.close()
