@@ -56,7 +56,15 @@ PROMETHEUS = {
     "prometheus.io/port": "8080",
     "prometheus.io/path": "/metrics",
 }
-SETTINGS = ("LOG_LEVEL", "REDIS_URL", "KAFKA_BOOTSTRAP_SERVERS", "SHUTDOWN_GRACE_SECONDS")
+SETTINGS = (
+    "LOG_LEVEL",
+    "REDIS_URL",
+    "KAFKA_BOOTSTRAP_SERVERS",
+    "SHUTDOWN_DELAY_SECONDS",
+    "SHUTDOWN_GRACE_SECONDS",
+)
+# After the drain delay and the grace period: lifespan shutdown, the last log lines, exit.
+SHUTDOWN_MARGIN_SECONDS = 3
 SEMVER = re.compile(r"^\d+\.\d+\.\d+$")
 CREDENTIAL_KEY = re.compile(r"PASSWORD|PASSWD|SECRET|TOKEN|CREDENTIAL|PRIVATE", re.IGNORECASE)
 
@@ -235,12 +243,6 @@ def wiring_violations(overlay: str, name: str, dep: Obj) -> list[str]:
     v += [f"ConfigMap setting {key} missing" for key in SETTINGS if key not in config]
     if config.get("LOG_LEVEL") not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         v.append(f"LOG_LEVEL {config.get('LOG_LEVEL')!r} invalid")
-    pre_stop = app.get("lifecycle", {}).get("preStop", {}).get("sleep", {}).get("seconds", 0)
-    grace = spec.get("terminationGracePeriodSeconds", 30)
-    if grace <= int(config.get("SHUTDOWN_GRACE_SECONDS", 10**6)) + pre_stop:
-        v.append(
-            f"terminationGracePeriodSeconds {grace} must exceed preStop {pre_stop} + SHUTDOWN_GRACE_SECONDS"
-        )
     svc = objects(overlay, "Service").get(name, {}).get("spec", {})
     http = [p for p in svc.get("ports", []) if p.get("name") == "http" and p.get("port") == 8080]
     if svc.get("type", "ClusterIP") != "ClusterIP" or not http:
@@ -804,6 +806,53 @@ def service_settings(overlay: str, tmp_path: Path) -> dict[str, tuple[Settings, 
 def test_services_accept_their_settings(overlay: str, tmp_path: Path) -> None:
     """The chassis' own validation passes on what each overlay gives every service."""
     assert service_settings(overlay, tmp_path)
+
+
+def shutdown_violations(dep: Obj, settings: Settings) -> list[str]:
+    """The chassis drains itself on SIGTERM (README.md, Shutdown): nothing may delay the
+    signal, and the kubelet must not kill the pod before the drain delay and the grace
+    period are over."""
+    v = []
+    spec = dep["spec"]["template"]["spec"]
+    (app,) = spec["containers"]
+    if "preStop" in app.get("lifecycle", {}):
+        v.append("no preStop hook: it delays SIGTERM, so keep-alive clients are not told to close")
+    if settings.shutdown_delay_seconds <= 0:
+        v.append("SHUTDOWN_DELAY_SECONDS must be > 0 so endpoints drop the pod before it closes")
+    needed = (
+        settings.shutdown_delay_seconds + settings.shutdown_grace_seconds + SHUTDOWN_MARGIN_SECONDS
+    )
+    grace = spec.get("terminationGracePeriodSeconds", 30)
+    if grace < needed:
+        v.append(
+            f"terminationGracePeriodSeconds {grace} must be >= SHUTDOWN_DELAY_SECONDS "
+            f"{settings.shutdown_delay_seconds:g} + SHUTDOWN_GRACE_SECONDS "
+            f"{settings.shutdown_grace_seconds:g} + {SHUTDOWN_MARGIN_SECONDS} s margin"
+        )
+    return v
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_pods_drain_before_they_are_killed(overlay: str, tmp_path: Path) -> None:
+    found = services(overlay)
+    failures = [
+        f"{name}: {v}"
+        for name, (settings, _) in service_settings(overlay, tmp_path).items()
+        for v in shutdown_violations(found[name], settings)
+    ]
+    assert not failures, "\n".join(failures)
+
+
+def test_a_pre_stop_sleep_or_a_short_grace_period_is_refused(tmp_path: Path) -> None:
+    name, (settings, _) = next(iter(service_settings("production", tmp_path).items()))
+    dep = copy.deepcopy(services("production")[name])
+    spec = dep["spec"]["template"]["spec"]
+    spec["containers"][0]["lifecycle"] = {"preStop": {"sleep": {"seconds": 5}}}
+    spec["terminationGracePeriodSeconds"] = int(settings.shutdown_grace_seconds)
+    violations = shutdown_violations(dep, settings)
+    assert len(violations) == 2, violations
+    assert "no preStop hook" in violations[0]
+    assert f"terminationGracePeriodSeconds {spec['terminationGracePeriodSeconds']}" in violations[1]
 
 
 @pytest.mark.parametrize("overlay", PROTECTED_OVERLAYS)
