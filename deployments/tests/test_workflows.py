@@ -39,6 +39,7 @@ AUDIT = WORKFLOW_DIR / "audit.yml"
 SETUP_PANTS = Path(".github/actions/setup-pants/action.yml")
 DEPLOY_ACTION = Path(".github/actions/deploy/action.yml")
 RULESETS = Path(".github/rulesets")
+ENVIRONMENTS = Path(".github/environments")
 DEPLOY_ENVIRONMENTS = {"staging", "production"}
 # Minutes a deploy job needs before the deploy tool starts (checkout, kubectl, manifest).
 DEPLOY_SETUP_MINUTES = 5
@@ -531,9 +532,36 @@ def test_tag_ruleset_guards_release_tags() -> None:
     assert triggers(RELEASE)["push"]["tags"] == ["v*"]
 
 
-def test_rulesets_apply_script() -> None:
-    script = RULESETS / "apply.sh"
-    assert script.stat().st_mode & 0o111, "apply.sh must be executable"
+def test_environments_deploy_only_from_their_refs() -> None:
+    """Production takes v* tags only (a deploy from main is refused); staging and the
+    cache-writing environment take main only."""
+    policies = {}
+    for path in sorted(ENVIRONMENTS.glob("*.json")):
+        body = json.loads(path.read_text())
+        policies[body["name"]] = {(p["name"], p["type"]) for p in body["deployment_policies"]}
+    assert policies == {
+        "production": {("v*", "tag")},
+        "staging": {("main", "branch")},
+        "ci-cache-write": {("main", "branch")},
+    }
+    production = json.loads((ENVIRONMENTS / "production.json").read_text())
+    assert production["require_reviewers"] is True
+    assert production["prevent_self_review"] is True
+    used = {
+        environment_name(job)
+        for path in WORKFLOWS
+        for job in jobs(path).values()
+        if environment_name(job)
+    }
+    named = {
+        name.removeprefix("${{ github.event_name == 'push' && '").split("'")[0] for name in used
+    }
+    assert named == set(policies), "every environment a job names is kept as code"
+
+
+def test_settings_apply_script() -> None:
+    script = Path(".github/apply-settings.sh")
+    assert script.stat().st_mode & 0o111, "apply-settings.sh must be executable"
     # Without arguments it must refuse before calling GitHub.
     result = subprocess.run([str(script)], capture_output=True, text=True, timeout=30, check=False)
     assert result.returncode == 2

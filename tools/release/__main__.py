@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from tools.release import affected, buildinfo, deploy, e2e, manifest, promote
+from tools.release import affected, buildinfo, deploy, e2e, manifest, promote, settings
 from tools.release.errors import ReleaseError
 from tools.release.github import GitHub
 from tools.release.kube import Kubectl
@@ -144,6 +144,12 @@ def cmd_wait_artifact(args: argparse.Namespace) -> None:
     _github_output({"present": str(present).lower()})
 
 
+def cmd_apply_settings(args: argparse.Namespace) -> None:
+    github = GitHub(args.repository, args.gh)
+    for line in settings.apply(github, REPO / ".github/rulesets", REPO / ".github/environments"):
+        print(line)
+
+
 def cmd_e2e(args: argparse.Namespace) -> None:
     e2e.write(REPO, Path(args.out), args.services.split(), affected.all_services(REPO), args.tag)
 
@@ -229,6 +235,13 @@ def _release_commands(commands: Any) -> None:
     wait.add_argument("--job", required=True, help="name of the job that uploads it")
     wait.add_argument("--timeout", type=_seconds, required=True)
     wait.set_defaults(run=cmd_wait_artifact)
+
+    apply = commands.add_parser(
+        "apply-settings", help="apply .github/rulesets and .github/environments to GitHub"
+    )
+    apply.add_argument("--repository", required=True, help="owner/name on GitHub")
+    apply.add_argument("--gh", default="gh", help="the GitHub CLI")
+    apply.set_defaults(run=cmd_apply_settings)
 
     cluster = commands.add_parser("e2e-kustomization", help="the e2e cluster's kustomization")
     cluster.add_argument("--services", required=True, help="space-separated affected services")

@@ -38,6 +38,21 @@ class GitHub:
         except json.JSONDecodeError as error:
             raise ReleaseError(f"GitHub API {path} did not answer JSON ({error})") from None
 
+    def send(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        """A write (POST, PUT, DELETE) to the API; the answer's JSON, or None if empty."""
+        argv = [
+            self.executable,
+            "api",
+            "--method",
+            method,
+            "-H",
+            "Accept: application/vnd.github+json",
+        ]
+        if body is not None:
+            argv += ["--input", "-"]
+        text = run([*argv, path], input_text=None if body is None else json.dumps(body))
+        return json.loads(text) if text.strip() else None
+
     def deployments(self, environment: str, sha: str | None = None) -> list[dict[str, Any]]:
         """Newest first, as the API lists them."""
         query = f"environment={environment}&per_page=100" + (f"&sha={sha}" if sha else "")

@@ -26,9 +26,11 @@ class Records:
         self.file = root / "github.json"
         self.body: dict[str, Any] = {"api": {}, "artifacts": {}}
         self.gh = root / "gh"
+        self.calls = root / "gh-calls.jsonl"
         self.gh.write_text(
             "#!/bin/sh\n"
-            f"export STANDIN_GH='{self.file}' PYTHONPATH='{os.pathsep.join(sys.path)}'\n"
+            f"export STANDIN_GH='{self.file}' STANDIN_GH_CALLS='{self.calls}'\n"
+            f"export PYTHONPATH='{os.pathsep.join(sys.path)}'\n"
             f"exec '{sys.executable}' '{gh_standin.__file__}' \"$@\"\n"
         )
         self.gh.chmod(0o755)
