@@ -42,7 +42,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -86,12 +86,20 @@ class Checks:
 
 
 def docker(
-    *args: str, stdin: bytes | None = None, check: bool = False
+    *args: str,
+    stdin: bytes | None = None,
+    check: bool = False,
+    env: Mapping[str, str] | None = None,
 ) -> subprocess.CompletedProcess[bytes]:
     """The docker CLI (tools/images/bin/docker on PATH), a start retried on Podman's flake."""
+    environment = None if env is None else dict(env)
     for attempt in range(3):
         result = subprocess.run(
-            ["docker", *args], input=stdin, capture_output=True, check=False  # noqa: S607
+            ["docker", *args],  # noqa: S607 # the wrapper on PATH, as the scripts run it
+            input=stdin,
+            capture_output=True,
+            check=False,
+            env=environment,
         )
         flaky = result.returncode == ENGINE_ERROR and ENGINE_START_FLAKE in result.stderr.decode()
         if args[0] != "run" or not flaky or attempt == 2:

@@ -3,9 +3,6 @@
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 readonly repo_root
-# Every service image must stay under this (uncompressed, as `docker images` shows).
-# shellcheck disable=SC2034 # used by the scripts that source this file
-readonly image_budget_bytes=50000000
 
 # The comment block at the top of the running script.
 usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
@@ -53,39 +50,6 @@ built_image_id() { # built_image_id DIST-DIR TARGET-NAME
 }
 image_id() { built_image_id "services.$1" image; } # image_id PACKAGE
 base_image_id() { built_image_id deployments.docker.base base; }
-
-# How test.sh and bench.sh run a service image: as Kubernetes does (read-only root,
-# tmpfs /tmp, no capabilities, no privilege escalation), its backing services
-# configured with well-formed addresses of ports nothing listens on, and its HTTP port
-# on a free loopback port: 8080 published there, or, on an engine without container
-# networking (MERIDIAN_CONTAINER_NETWORK=host), the service listening there itself.
-# Sets the array run_service_args; call it once per container.
-service_run_args() {
-  run_service_args=(
-    --read-only --tmpfs "/tmp:rw,size=16m" --cap-drop ALL --security-opt no-new-privileges
-    -e "DATABASE_URL=postgresql://meridian@127.0.0.1:1/meridian"
-    -e "REDIS_URL=redis://127.0.0.1:1/0"
-    -e "KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:1"
-  )
-  if [[ "${MERIDIAN_CONTAINER_NETWORK:-}" == host ]]; then
-    run_service_args+=(--network host -e HOST=127.0.0.1 -e "PORT=$(free_port)")
-  else
-    run_service_args+=(-p "127.0.0.1::8080")
-  fi
-}
-
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-# The loopback port a container's service answers on.
-host_port() {
-  if [[ "${MERIDIAN_CONTAINER_NETWORK:-}" == host ]]; then
-    docker inspect --format '{{range .Config.Env}}{{println .}}{{end}}' "$1" | sed -n 's/^PORT=//p'
-  else
-    docker port "$1" 8080/tcp | sed -n 's/.*:\([0-9]*\)$/\1/p' | sed -n 1p
-  fi
-}
 
 # sha256 of stdin, hex (sha256sum on Linux, shasum on macOS).
 sha256() {
