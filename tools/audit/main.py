@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import platform
 import sys
 from collections import Counter
 from collections.abc import Sequence
@@ -74,6 +75,12 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument(
         "--index-url", help="package index (default: as pip: PIP_INDEX_URL, pip config, PyPI)"
     )
+    parser.add_argument(
+        "--python-version",
+        default=platform.python_version(),
+        help="interpreter the lock serves; newer releases whose Requires-Python excludes it "
+        "do not count (default: this interpreter's, %(default)s)",
+    )
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds per index request")
     parser.add_argument(
         "--no-apt-update",
@@ -108,7 +115,10 @@ def audit_python(
     )
     releases = pypi.fetch_all(location, [r.name for r in requirements], args.timeout)
     grace = datetime.timedelta(days=args.grace_days)
-    results = [pypi.assess(r, releases[r.name], now, grace, exceptions) for r in requirements]
+    results = [
+        pypi.assess(r, releases[r.name], now, grace, exceptions, args.python_version)
+        for r in requirements
+    ]
 
     counts = Counter(result.standing for result in results)
     print(

@@ -23,7 +23,7 @@ from typing import Any
 
 from tools.audit.exceptions import Exceptions, PythonException
 from tools.audit.lockfile import LockedRequirement
-from tools.audit.versions import InvalidVersionError, Version, parse_version
+from tools.audit.versions import InvalidVersionError, Version, allows, parse_version
 
 PYPI_SIMPLE = "https://pypi.org/simple"
 
@@ -94,6 +94,11 @@ class Release:
     version: Version
     uploaded: datetime.datetime  # the earliest upload among the release's files
     yanked: bool
+    # Requires-Python of each file; empty when a file installs on any interpreter.
+    requires_python: tuple[str, ...] = ()
+
+    def installable_on(self, python: str) -> bool:
+        return not self.requires_python or any(allows(s, python) for s in self.requires_python)
 
 
 def parse_releases(name: str, document: Any) -> list[Release]:
@@ -117,7 +122,10 @@ def parse_releases(name: str, document: Any) -> list[Release]:
             raise PackageIndexError(
                 f"the index gave no usable upload time for {name} {text}"
             ) from error
-        releases.append(Release(version, uploaded, all(f.get("yanked", False) for f in files)))
+        yanked = all(f.get("yanked", False) for f in files)
+        specifiers = {f.get("requires_python") or "" for f in files}
+        requires_python = () if "" in specifiers else tuple(sorted(specifiers))
+        releases.append(Release(version, uploaded, yanked, requires_python))
     if not releases:
         raise PackageIndexError(f"the index lists no releases of {name}")
     return releases
@@ -168,9 +176,13 @@ def assess(
     now: datetime.datetime,
     grace: datetime.timedelta,
     exceptions: Exceptions,
+    python: str = "3.11.2",
 ) -> Assessment:
+    """Where the locked version stands among the final, unyanked releases for `python`."""
     locked = parse_version(requirement.version)
-    installable = [r for r in releases if r.version.is_final and not r.yanked]
+    installable = [
+        r for r in releases if r.version.is_final and not r.yanked and r.installable_on(python)
+    ]
     newest = max((r.version for r in installable), default=None)
     newest_text = str(newest) if newest is not None else "none"
     matching = [r for r in releases if r.version == locked]

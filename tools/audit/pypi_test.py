@@ -93,6 +93,18 @@ def test_yanked_and_pre_releases_are_not_newer() -> None:
     )
 
 
+def test_releases_for_newer_pythons_do_not_count() -> None:
+    newer_python_only = Release(
+        parse_version("1.3"), NOW - datetime.timedelta(days=90), False, (">=3.12",)
+    )
+    history = [*HISTORY, newer_python_only]
+    assert (
+        assess(LockedRequirement("x", "1.2"), history, NOW, GRACE, NONE).standing is Standing.NEWEST
+    )
+    on_3_12 = assess(LockedRequirement("x", "1.2"), history, NOW, GRACE, NONE, python="3.12.1")
+    assert on_3_12.standing is Standing.BEHIND
+
+
 def test_exception_covers_its_version_only() -> None:
     exceptions = Exceptions(
         python=(PythonException("X", "1.0", "needs the old API", datetime.date(2027, 1, 1)),)
@@ -121,11 +133,16 @@ def test_parses_the_index_json() -> None:
         ("1.1", "2026-11-20T10:00:00Z", True),
         ("not-a-version", "2026-11-21T10:00:00Z", False),
     )
+    for file in document["releases"]["1.0"]:
+        file["requires_python"] = ">=3.12"
     document["releases"]["1.2"] = []  # a release whose files were all deleted
     releases = {str(r.version): r for r in parse_releases("x", document)}
     assert set(releases) == {"1.0", "1.1"}
     assert releases["1.1"].yanked
     assert releases["1.0"].uploaded == datetime.datetime(2025, 1, 1, tzinfo=datetime.UTC)
+    assert releases["1.0"].requires_python == (">=3.12",)
+    assert not releases["1.0"].installable_on("3.11.2")
+    assert releases["1.1"].requires_python == ()
 
 
 @pytest.mark.parametrize(

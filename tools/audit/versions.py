@@ -69,3 +69,56 @@ def parse_version(text: str) -> Version:
     post = float(match["post_implicit"] or match["post_number"] or 0) if has_post else -math.inf
     dev = float(match["dev_number"] or 0) if has_dev else math.inf
     return Version(int(match["epoch"] or 0), release, pre, post, dev, text.strip())
+
+
+_CLAUSE = re.compile(r"^\s*(~=|===|==|!=|<=|>=|<|>)\s*([^\s,]+)\s*$")
+
+
+def _prefix_matches(version: Version, pattern: str) -> bool:
+    """`version` matches `pattern` like `3.11.*` (epoch and release segments)."""
+    wanted = parse_version(pattern.removesuffix(".*"))
+    length = len(pattern.removesuffix(".*").split("."))
+    padded = version.release + (0,) * max(0, length - len(version.release))
+    wanted_release = wanted.release + (0,) * max(0, length - len(wanted.release))
+    return version.epoch == wanted.epoch and padded[:length] == wanted_release[:length]
+
+
+def allows(requires_python: str | None, python: str) -> bool:
+    """Whether a release's Requires-Python admits this interpreter version (e.g. 3.11.2).
+
+    A clause the audit cannot read admits it: the release then counts as installable,
+    so a doubt makes the audit stricter, never laxer.
+    """
+    if not requires_python or not requires_python.strip():
+        return True
+    interpreter = parse_version(python)
+    for clause in requires_python.split(","):
+        match = _CLAUSE.match(clause)
+        if match is None:
+            continue
+        operator, operand = match.groups()
+        try:
+            if operand.endswith(".*"):
+                if operator in ("==", "!=") and _prefix_matches(interpreter, operand) != (
+                    operator == "=="
+                ):
+                    return False
+                continue
+            bound = parse_version(operand)
+        except InvalidVersionError:
+            continue
+        if operator == "~=":
+            prefix = ".".join(operand.split(".")[:-1]) + ".*"
+            if interpreter < bound or not _prefix_matches(interpreter, prefix):
+                return False
+        elif not {
+            "==": interpreter == bound,
+            "===": interpreter == bound,
+            "!=": interpreter != bound,
+            "<=": interpreter <= bound,
+            ">=": interpreter >= bound,
+            "<": interpreter < bound,
+            ">": interpreter > bound,
+        }[operator]:
+            return False
+    return True

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from tools.audit.versions import InvalidVersionError, parse_version
+from tools.audit.versions import InvalidVersionError, allows, parse_version
 
 # Each list is in ascending order (PEP 440's own examples and the index's spellings).
 ORDERED = [
@@ -64,3 +64,27 @@ def test_final_releases(text: str, final: bool) -> None:
 def test_rejects_what_is_not_a_version(text: str) -> None:
     with pytest.raises(InvalidVersionError, match="not a PEP 440 version"):
         parse_version(text)
+
+
+@pytest.mark.parametrize(
+    ("requires_python", "admits_3_11_2"),
+    [
+        (None, True),
+        ("", True),
+        (">=3.11", True),
+        (">=3.12", False),
+        (">=3.8, <4", True),
+        ("<3.11", False),
+        ("!=3.0.*,!=3.1.*,!=3.2.*,>=2.7", True),
+        ("!=3.11.*", False),
+        ("==3.11.*", True),
+        ("~=3.10", True),
+        ("~=3.12", False),
+        (">3.11", True),
+        ("<=3.11", False),
+        (">=3.11.3", False),
+        ("not a specifier", True),
+    ],
+)
+def test_requires_python(requires_python: str | None, admits_3_11_2: bool) -> None:
+    assert allows(requires_python, "3.11.2") is admits_3_11_2
