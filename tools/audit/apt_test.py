@@ -19,6 +19,7 @@ from tools.audit.apt import (
     update_lists,
     write_apt_config,
 )
+from tools.audit.conftest import DebianApt
 
 # `apt-cache policy` on a Debian 12 machine (trimmed).
 SOURCES = """Package files:
@@ -98,36 +99,40 @@ def apt_candidate(name: str, options: list[str]) -> str:
     return candidate
 
 
-def only_sources(tmp_path: Path, lines: str) -> list[str]:
-    """apt options that make apt read just these sources (with the machine's downloaded lists)."""
+def only_sources(tmp_path: Path, lines: str, lists: Path) -> list[str]:
+    """apt options that make apt read just these sources, from lists already downloaded."""
     sources = tmp_path / "sources.list"
     sources.write_text(lines)
     return [
         f"Dir::Etc::sourcelist={sources}",
         f"Dir::Etc::sourceparts={tmp_path / 'none'}",
+        f"Dir::State::Lists={lists}",
         "Dir::Cache::pkgcache=",
         "Dir::Cache::srcpkgcache=",
     ]
 
 
-@needs_apt
-def test_real_apt_without_security_sources_fails_naming_them(tmp_path: Path) -> None:
-    options = only_sources(tmp_path, "deb http://deb.debian.org/debian bookworm main\n")
+def test_real_apt_without_security_sources_fails_naming_them(
+    tmp_path: Path, debian_apt: DebianApt
+) -> None:
+    keyring = f"[signed-by={DEBIAN_KEYRING}] " if debian_apt.options else ""
+    line = f"deb {keyring}http://deb.debian.org/debian bookworm main\n"
+    options = [*debian_apt.options, *only_sources(tmp_path, line, debian_apt.lists)]
     with pytest.raises(
         AptError, match="lack bookworm-security, bookworm-updates \\(found: bookworm\\)"
     ):
         assess_debs([LockedDeb("libc6", "1", "amd64")], options)
 
 
-@needs_apt
-def test_real_apt_compares_with_its_candidates() -> None:
-    current = apt_candidate("libc6:amd64", [])
+def test_real_apt_compares_with_its_candidates(debian_apt: DebianApt) -> None:
+    current = apt_candidate("libc6:amd64", debian_apt.options)
     results = assess_debs(
         [
             LockedDeb("libc6", current, "amd64"),
             LockedDeb("tzdata", "2020a-0", "all"),
             LockedDeb("no-such-package-x", "1", "amd64"),
-        ]
+        ],
+        debian_apt.options,
     )
     assert [r.at_newest for r in results] == [True, False, False]
     assert "(apt's candidate)" in results[1].describe()

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tools.audit.apt import parse_candidates
+from tools.audit.conftest import DebianApt
 from tools.audit.main import main
 
 NOW = datetime.datetime(2026, 12, 1, tzinfo=datetime.UTC)
@@ -66,11 +67,12 @@ def write_lock(path: Path, pins: dict[str, str]) -> Path:
     return path
 
 
-def write_packages_lock(path: Path) -> Path:
+def write_packages_lock(path: Path, apt_options: list[str]) -> Path:
     apt_cache = shutil.which("apt-cache")
     assert apt_cache is not None
+    options = [part for option in apt_options for part in ("-o", option)]
     policy = subprocess.run(
-        [apt_cache, "policy", "libc6:amd64"], capture_output=True, text=True, check=True
+        [apt_cache, *options, "policy", "libc6:amd64"], capture_output=True, text=True, check=True
     )
     candidate = parse_candidates(policy.stdout)["libc6"]
     path.write_text(f"package\tversion\tarchitecture\nlibc6\t{candidate}\tamd64\n")
@@ -87,17 +89,22 @@ review_by = {date}
 
 
 @pytest.fixture()
-def files(tmp_path: Path) -> dict[str, Path]:
+def apt_args(debian_apt: DebianApt) -> list[str]:
+    return [part for option in debian_apt.options for part in ("--apt-option", option)]
+
+
+@pytest.fixture()
+def files(tmp_path: Path, debian_apt: DebianApt) -> dict[str, Path]:
     return {
         "lock": write_lock(
             tmp_path / "default.lock", {"fresh": "1.0", "current": "2.0", "stale": "0.1"}
         ),
-        "packages": write_packages_lock(tmp_path / "packages.lock"),
+        "packages": write_packages_lock(tmp_path / "packages.lock", debian_apt.options),
         "exceptions": tmp_path / "exceptions.toml",
     }
 
 
-def run(files: dict[str, Path], index_url: str, *extra: str) -> int:
+def run(files: dict[str, Path], index_url: str, apt_args: list[str], *extra: str) -> int:
     return main(
         [
             "--lockfile", str(files["lock"]),
@@ -105,20 +112,18 @@ def run(files: dict[str, Path], index_url: str, *extra: str) -> int:
             "--exceptions", str(files["exceptions"]),
             "--index-url", index_url,
             "--no-apt-update",
+            *apt_args,
             *extra,
         ],
         now=NOW,
     )  # fmt: skip
 
 
-pytestmark = pytest.mark.skipif(shutil.which("apt-cache") is None, reason="needs Debian's apt")
-
-
 def test_passes_with_grace_and_exception(
-    files: dict[str, Path], index_url: str, capsys: pytest.CaptureFixture[str]
+    files: dict[str, Path], index_url: str, apt_args: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     files["exceptions"].write_text(EXCEPTIONS.format(date="2027-01-01"))
-    assert run(files, index_url) == 0
+    assert run(files, index_url, apt_args) == 0
     out = capsys.readouterr().out
     assert "3 checked: 1 at newest, 1 within the 30-day grace, 1 by exception, 0 failing" in out
     assert "1 checked: 1 at apt's newest candidate" in out
@@ -126,39 +131,39 @@ def test_passes_with_grace_and_exception(
 
 
 def test_fails_when_behind_or_exception_expired(
-    files: dict[str, Path], index_url: str, capsys: pytest.CaptureFixture[str]
+    files: dict[str, Path], index_url: str, apt_args: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     files["exceptions"].write_text("")
-    assert run(files, index_url) == 1
+    assert run(files, index_url, apt_args) == 1
     assert "behind: stale 0.1 -> 0.2" in capsys.readouterr().err
 
     files["exceptions"].write_text(EXCEPTIONS.format(date="2026-12-01"))
-    assert run(files, index_url) == 1
+    assert run(files, index_url, apt_args) == 1
     assert "was due for review on 2026-12-01" in capsys.readouterr().err
 
     files["exceptions"].write_text(EXCEPTIONS.format(date="2027-01-01"))
-    assert run(files, index_url, "--grace-days", "0") == 1
+    assert run(files, index_url, apt_args, "--grace-days", "0") == 1
     assert "behind: fresh 1.0 -> 1.1" in capsys.readouterr().err
 
 
 def test_unused_exception_fails(
-    files: dict[str, Path], index_url: str, capsys: pytest.CaptureFixture[str]
+    files: dict[str, Path], index_url: str, apt_args: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     files["exceptions"].write_text(
         EXCEPTIONS.format(date="2027-01-01")
         .replace('"stale"', '"current"')
         .replace('"0.1"', '"2.0"')
     )
-    assert run(files, index_url) == 1
+    assert run(files, index_url, apt_args) == 1
     assert "unused exception: current 2.0" in capsys.readouterr().err
 
 
 def test_unknown_project_fails_closed(
-    files: dict[str, Path], index_url: str, capsys: pytest.CaptureFixture[str]
+    files: dict[str, Path], index_url: str, apt_args: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     write_lock(files["lock"], {"current": "2.0", "absent": "1.0"})
     files["exceptions"].write_text("")
-    assert run(files, index_url) == 1
+    assert run(files, index_url, apt_args) == 1
     captured = capsys.readouterr()
     assert "nothing was cleared: the index answered 404" in captured.err
     assert "Audit passed" not in captured.out
