@@ -96,7 +96,7 @@ validate: bootstrap ## Validate manifests, Tiltfile and workflows (schemas, poli
 
 .PHONY: ci-cache-demo
 ci-cache-demo: bootstrap ## Prove the remote cache: test twice against a local BuildGrid, print hits and times
-	tools/remote-cache/demo.sh
+	$(PYTHON) -m tools.cache_demo
 
 .PHONY: lint
 lint: bootstrap ## Lint (ruff, black --check, shellcheck) and check BUILD files are complete and tidy

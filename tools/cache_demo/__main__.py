@@ -1,0 +1,3 @@
+from tools.cache_demo.main import main
+
+raise SystemExit(main())
