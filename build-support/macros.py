@@ -2,26 +2,14 @@
 # file is just `meridian_service()`: the directory name is the package, and the
 # service name is that name with dashes (services/current_account -> current-account).
 
-# Every service image is built from this one Dockerfile. Pants 2.17 builds only a
-# Dockerfile that sits next to the image's BUILD file (or `instructions`), so each
-# service's docker_image gets this file's lines as `instructions`, read here while
-# BUILD files are parsed (Pants runs from the repository root). pantsd keeps parsed
-# BUILD files until they change, so the image's `srcs` stage fails the build if the
-# copy it was given differs from the file.
+# Every service image is built from this one Dockerfile, given to docker_image as
+# `instructions` (why: deployments/docker/README.md, "One Dockerfile for every service").
 _SERVICE_DOCKERFILE = "deployments/docker/Dockerfile"
 # Passed through from the environment (tools/image-tags.sh --env prints them). The
 # revision and version only name :image's tags; no image holds them (see the
 # Dockerfile), so every commit with the same inputs builds the same image.
 _TAG_METADATA = ("MERIDIAN_BUILD_VERSION", "MERIDIAN_BUILD_REVISION")
 _SOURCE_URL = "MERIDIAN_SOURCE_URL"
-
-_IMAGE_PEX_FIELDS = (
-    "output_path",
-    "layout",
-    "include_tools",
-    "include_sources",
-    "include_requirements",
-)
 
 
 def _service_dockerfile():
@@ -35,7 +23,7 @@ def _service_dockerfile():
         ) from None
 
 
-def meridian_service(**pex_overrides):
+def meridian_service():
     package = build_file_dir().name
     # service.yaml declares the service (port, needs); the chassis reads it at start-up.
     resource(name="declaration", source="service.yaml")
@@ -47,23 +35,17 @@ def meridian_service(**pex_overrides):
         dependencies=[":lib"],
         layout="packed",
         include_tools=True,
-        **pex_overrides,
     )
-    _service_image(package, pex_overrides)
+    _service_image(package)
 
 
-def _service_image(package, pex_overrides):
+def _service_image(package):
     directory = str(build_file_dir())
     service = package.replace("_", "-")
     # The image is built from :bin cut in two: the third-party wheels, which stay cached
     # (by Pants and by the image builder) while only code changes, and the first-party
     # code, quick to rebuild. deployments/docker/Dockerfile makes each its own layer.
-    image_pex = dict(
-        entry_point=f"{package}.main:main",
-        dependencies=[":lib"],
-        # Where and how these two are packaged is the image's business, not the caller's.
-        **{key: value for key, value in pex_overrides.items() if key not in _IMAGE_PEX_FIELDS},
-    )
+    image_pex = dict(entry_point=f"{package}.main:main", dependencies=[":lib"])
     # `pex venv` in the image build needs the tools; the packed layout keeps the wheels
     # as files that don't change unless the lock does.
     pex_binary(

@@ -29,13 +29,19 @@ import os
 import py_compile
 import shutil
 import stat
-import struct
 import subprocess
 import sys
-import tarfile
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+
+if not __package__:
+    # Run as a script (in image builds, /build/deployments/docker/layers.py): the
+    # modules it shares with the base image's build come from the tree it sits in.
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from deployments.docker.elf import strip_elf
+from deployments.docker.reprotar import write_tarball
 
 EPOCH = int(os.environ.get("SOURCE_DATE_EPOCH", "0"))
 STDLIB = Path("/usr/lib/python3.11")
@@ -131,66 +137,6 @@ def drop_empty_distributions(site_packages: Path) -> list[str]:
             shutil.rmtree(dist_info)
             dropped.append(dist_info.name)
     return dropped
-
-
-# --- ELF -------------------------------------------------------------------------------
-
-ELF64_LE = b"\x7fELF\x02\x01"
-SECTION = struct.Struct("<IIQQQQIIQQ")  # Elf64_Shdr
-SEGMENT = struct.Struct("<IIQQQQQQ")  # Elf64_Phdr
-SHT_NULL, SHT_NOBITS = 0, 8
-SHF_ALLOC = 0x2
-
-
-def strip_elf(data: bytes) -> bytes | None:
-    """The file without its unloaded sections (as `strip` does), or None to keep it as is.
-
-    Wheels on PyPI often ship extension modules with full DWARF debug info (7 of the
-    8 MB of asyncpg's protocol module). The dynamic loader reads only the program
-    headers and the segments they map. Linkers put every loaded section first and the
-    rest (comments, debug info, static symbol table) after them, after the last mapped
-    byte: those are dropped, except the section-name table, which moves up to follow
-    the mapped bytes, and the section header table is written after it. The loaded
-    sections keep their indices, so no reference to them changes. A file laid out any
-    other way is left alone.
-    """
-    if not data.startswith(ELF64_LE):
-        return None
-    phoff, shoff = struct.unpack_from("<QQ", data, 0x20)
-    phentsize, phnum, shentsize, shnum, shstrndx = struct.unpack_from("<HHHHH", data, 0x36)
-    if shoff == 0 or shnum == 0 or shentsize != SECTION.size or phentsize != SEGMENT.size:
-        return None
-    mapped_end = phoff + phnum * phentsize
-    for index in range(phnum):
-        segment = SEGMENT.unpack_from(data, phoff + index * phentsize)
-        mapped_end = max(mapped_end, segment[2] + segment[5])  # p_offset + p_filesz
-    sections = [list(SECTION.unpack_from(data, shoff + i * shentsize)) for i in range(shnum)]
-    loaded = [i for i, header in enumerate(sections) if header[2] & SHF_ALLOC]
-    if not loaded:
-        return None
-    last_loaded = max(loaded)
-    kept = sections[: last_loaded + 1]
-    tail = range(last_loaded + 1, shnum)
-    names = sections[shstrndx]
-    if (
-        shstrndx not in tail
-        or len(tail) < 2  # nothing but the section names to drop
-        or any(not header[2] & SHF_ALLOC and header[1] != SHT_NULL for header in kept[1:])
-        or any(header[6] > last_loaded for header in kept)  # sh_link into the tail
-        or any(sections[i][4] < mapped_end and sections[i][1] != SHT_NOBITS for i in tail)
-    ):
-        return None
-    out = bytearray(data[:mapped_end])
-    out.extend(b"\0" * (-len(out) % max(names[8], 1)))
-    offset, size = names[4], names[5]
-    names[4] = len(out)
-    out.extend(data[offset : offset + size])
-    out.extend(b"\0" * (-len(out) % 8))
-    struct.pack_into("<Q", out, 0x28, len(out))  # e_shoff
-    struct.pack_into("<HH", out, 0x3C, len(kept) + 1, len(kept))  # e_shnum, e_shstrndx
-    for header in [*kept, names]:
-        out.extend(SECTION.pack(*header))
-    return bytes(out)
 
 
 def strip_shared_objects(root: Path) -> int:
@@ -334,23 +280,14 @@ def command_srcs(args: argparse.Namespace) -> None:
 
 
 def write_layer(root: Path, out: Path, owned_by_service: Path | None = None) -> None:
-    """The tree as a tarball that extracts to the same layer every time: sorted entries,
-    owned by root (or, below `owned_by_service`, by the service user), normalised modes,
-    fixed mtimes (ADD unpacks it as it is)."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(out, "w", format=tarfile.GNU_FORMAT) as layer:
-        for path in walk(root):
-            relative = path.relative_to(root)
-            info = layer.gettarinfo(str(path), arcname=str(relative))
-            below = owned_by_service is not None and owned_by_service in relative.parents
-            info.uid = info.gid = SERVICE_USER if below else 0
-            info.uname = info.gname = ""
-            info.mtime = EPOCH
-            if info.isfile():
-                with path.open("rb") as content:
-                    layer.addfile(info, content)
-            else:
-                layer.addfile(info)
+    """The tree as a tarball that extracts to the same layer every time (ADD unpacks it
+    as it is): owned by root or, below `owned_by_service`, by the service user."""
+
+    def owner(relative: str) -> int:
+        below = owned_by_service is not None and owned_by_service in Path(relative).parents
+        return SERVICE_USER if below else 0
+
+    write_tarball(root, out, EPOCH, owner)
 
 
 def top_level_modules(site_packages: Path) -> list[str]:

@@ -32,12 +32,14 @@ done
 cd "${repo_root}"
 
 # The base image ADDs a tarball that Pants cannot build itself (see
-# generated/base-rootfs/BUILD). Rebuilt only when what makes it changes: the stamp in
-# dist/ holds the digest of those inputs. rootfs.py writes it whole or not at all.
+# generated/base-rootfs/BUILD). Rebuilt only when what makes it changes (its lock and
+# the modules rootfs.py is made of): the stamp in dist/ holds the digest of those
+# inputs. rootfs.py writes it whole or not at all.
 ensure_rootfs() {
   local base=deployments/docker/base rootfs=generated/base-rootfs/rootfs.tar
   local stamp=dist/images/rootfs.inputs inputs
-  inputs="$(cat "${base}/rootfs.py" "${base}/packages.txt" "${base}/packages.lock" | sha256 | cut -d' ' -f1)"
+  inputs="$(cat "${base}"/*.py deployments/docker/{elf,reprotar}.py "${base}/packages.txt" \
+    "${base}/packages.lock" | sha256 | cut -d' ' -f1)"
   if [[ -f "${rootfs}" && "$(cat "${stamp}" 2>/dev/null)" == "${inputs}" ]]; then
     return
   fi
