@@ -1,10 +1,16 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
-from meridian_chassis.declaration import DeclarationError, parse_declaration
+from meridian_chassis.declaration import (
+    DeclarationError,
+    load_packaged_declaration,
+    parse_declaration,
+)
+from meridian_chassis.spec import declared_service
 
 
 def test_valid_declaration() -> None:
@@ -35,8 +41,24 @@ def test_malformed_declarations_name_file_and_field(text: str, message: str) -> 
         parse_declaration("ledger_audit", text, "f.yaml")
 
 
-def test_packaged_declaration_of_a_real_service() -> None:
-    from current_account.main import SERVICE
+def test_packaged_declaration(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    package = tmp_path / "ledger_audit"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "service.yaml").write_text("port: 8084\nneeds: [database, kafka]\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
 
-    assert SERVICE.name == "current-account"
-    assert SERVICE.dependencies == frozenset({"database", "redis", "kafka"})
+    spec = declared_service("ledger_audit")
+
+    assert spec.name == "ledger-audit"
+    assert spec.dependencies == frozenset({"database", "kafka"})
+
+
+def test_missing_packaged_declaration_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "fx_rates").mkdir()
+    (tmp_path / "fx_rates" / "__init__.py").write_text("")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(DeclarationError, match=r"fx_rates/service.yaml is missing"):
+        load_packaged_declaration("fx_rates")
