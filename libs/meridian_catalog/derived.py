@@ -41,7 +41,8 @@ def local_stack(catalog: Sequence[Declaration]) -> str:
     lines = [
         GENERATED_HEADER,
         "# Meridian's local stack without a cluster: what `make run` and `tilt up -- --local`\n"
-        "# start, in this order, each waiting for the one before it to be ready.\n"
+        "# start. `make run` starts consecutive processes with the same labels together (the\n"
+        "# backing servers, then the services), each group once the one before it is ready.\n"
         "# Ports and URLs match what Kubernetes injects, so services see the same settings.\n"
         "# The backing processes are written by libs/meridian_catalog/derived.py.\n"
         "#\n"

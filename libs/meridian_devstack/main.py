@@ -100,6 +100,18 @@ class Running:
         return f"  last {len(lines)} lines of {self.process.name}:\n" + _indent("\n".join(lines))
 
 
+def waves(processes: Sequence[Process]) -> list[list[Process]]:
+    """Consecutive processes with the same labels start together (the backing servers,
+    then the services); each wave waits until the one before it is ready."""
+    grouped: list[list[Process]] = []
+    for process in processes:
+        if grouped and grouped[-1][0].labels == process.labels:
+            grouped[-1].append(process)
+        else:
+            grouped.append([process])
+    return grouped
+
+
 class Stack:
     def __init__(self, processes: Sequence[Process], ready_timeout: float) -> None:
         self.processes = processes
@@ -108,8 +120,7 @@ class Stack:
         self.stopped: list[Running] = []
         self.width = max(len(process.name) for process in processes)
 
-    def start(self, process: Process) -> float:
-        started = time.monotonic()
+    def launch(self, process: Process) -> Running:
         child = subprocess.Popen(
             list(process.cmd),
             env={**os.environ, **process.env},
@@ -119,17 +130,21 @@ class Stack:
             start_new_session=True,  # Ctrl-C reaches the stack, which stops children in order
             preexec_fn=_stop_with_parent,  # noqa: PLW1509 - only calls prctl
         )
-        running = Running(process, child, started)
+        running = Running(process, child, time.monotonic())
         self.running.append(running)
         running.relay_thread = threading.Thread(
             target=running.relay, args=(self.width,), daemon=True
         )
         running.relay_thread.start()
+        return running
+
+    def wait_ready(self, running: Running) -> float:
+        process, started = running.process, running.started
         reason, said = "", started
         while time.monotonic() - started < self.ready_timeout:
             if running.exited():
                 raise StackError(
-                    f"{process.name} {_exit_status(child.returncode)} while starting\n"
+                    f"{process.name} {_exit_status(running.child.returncode)} while starting\n"
                     + running.last_lines()
                 )
             readiness = check_readiness(process)
@@ -141,6 +156,11 @@ class Stack:
                 print(f"waiting for {process.name}:\n{_indent(reason)}", flush=True)
             time.sleep(0.2)
         raise StackError(self.not_ready_report(running, check_readiness(process)))
+
+    def start_wave(self, wave: Sequence[Process]) -> dict[str, float]:
+        """Start every process of the wave at once; return when all are ready."""
+        launched = [self.launch(process) for process in wave]
+        return {running.process.name: self.wait_ready(running) for running in launched}
 
     def not_ready_report(self, running: Running, readiness: Readiness) -> str:
         lines = [
@@ -248,12 +268,12 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     status = 0
     try:
-        timings = {}
-        for process in processes:
+        timings: dict[str, float] = {}
+        for wave in waves(processes):
             if stop.is_set():
                 status = 130
                 return status
-            timings[process.name] = stack.start(process)
+            timings.update(stack.start_wave(wave))
         print(_summary(timings, processes), flush=True)
         watch = ReadinessWatch(stack, args.watch_interval)
         while not args.exit_when_ready and not stop.wait(0.5):

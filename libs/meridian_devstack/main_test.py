@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from meridian_devstack.main import main
+from meridian_devstack.main import main, waves
+from meridian_devstack.stack import Process
 from meridian_testing.process import child_environment
 from meridian_testing.servers import RedisServer, free_port
 
@@ -216,3 +217,12 @@ def test_a_running_service_that_stops_being_ready_is_reported_with_why(tmp_path:
         runner.wait(30)
         redis.stop()
     assert runner.returncode == 0
+
+
+def test_consecutive_processes_with_the_same_labels_start_together() -> None:
+    def process(name: str, label: str) -> Process:
+        return Process(name=name, cmd=("true",), port=1, labels=(label,))
+
+    stack = [process("db", "backing"), process("redis", "backing"), process("a", "services")]
+    stack.append(process("b", "services"))
+    assert [[p.name for p in wave] for wave in waves(stack)] == [["db", "redis"], ["a", "b"]]
