@@ -922,3 +922,66 @@ def test_scanner_findings_are_all_accepted_exceptions() -> None:
     }
     assert not findings - accepted, f"unaccepted findings: {sorted(findings - accepted)}"
     assert not accepted - findings, f"stale exceptions: {sorted(accepted - findings)}"
+
+
+def _pod_spec(workload: Obj) -> Obj:
+    spec: Obj = workload["spec"]["template"]["spec"]
+    return spec
+
+
+def _required_references(workload: Obj) -> set[tuple[str, str]]:
+    """(kind, name) of every Secret and ConfigMap the pods cannot start without."""
+    needed = set()
+    for container in _pod_spec(workload).get("containers", []) + _pod_spec(workload).get(
+        "initContainers", []
+    ):
+        for source in container.get("envFrom", []):
+            for key, kind in (("secretRef", "Secret"), ("configMapRef", "ConfigMap")):
+                ref = source.get(key)
+                if ref and not ref.get("optional"):
+                    needed.add((kind, ref["name"]))
+        for variable in container.get("env", []):
+            value_from = variable.get("valueFrom", {})
+            for key, kind in (("secretKeyRef", "Secret"), ("configMapKeyRef", "ConfigMap")):
+                ref = value_from.get(key)
+                if ref and not ref.get("optional"):
+                    needed.add((kind, ref["name"]))
+    for volume in _pod_spec(workload).get("volumes", []):
+        if "secret" in volume and not volume["secret"].get("optional"):
+            needed.add(("Secret", volume["secret"]["secretName"]))
+        if "configMap" in volume and not volume["configMap"].get("optional"):
+            needed.add(("ConfigMap", volume["configMap"]["name"]))
+    return needed
+
+
+def test_dev_pods_reference_only_objects_dev_has() -> None:
+    """Dev is applied as it is (Tilt): a Secret or ConfigMap a pod requires and the
+    overlay lacks would stop the pod at start (CreateContainerConfigError)."""
+    present = {(o["kind"], o["metadata"]["name"]) for o in render("dev")}
+    missing = {
+        f"{w['kind']}/{w['metadata']['name']} needs {kind}/{name}"
+        for w in workloads("dev")
+        for kind, name in _required_references(w) - present
+    }
+    assert not missing, (
+        "dev lacks objects its pods require (a service's database Secret comes from "
+        f"`make services`, deployments/k8s/local/databases): {sorted(missing)}"
+    )
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_database_url_only_for_services_that_need_a_database(overlay: str) -> None:
+    needs = {
+        path.parent.name.replace("_", "-"): set(yaml.safe_load(path.read_text()).get("needs", []))
+        for path in Path("services").glob("*/service.yaml")
+    }
+    for name, deployment in services(overlay).items():
+        variables = {
+            variable["name"]
+            for container in _pod_spec(deployment)["containers"]
+            for variable in container.get("env", [])
+        }
+        assert ("DATABASE_URL" in variables) == ("database" in needs[name]), (
+            f"{overlay}: {name} {'has' if 'DATABASE_URL' in variables else 'lacks'} "
+            f"DATABASE_URL but its service.yaml needs {sorted(needs[name])}; run `make services`"
+        )

@@ -130,6 +130,7 @@ def k8s_service(service: Declaration) -> str:
         + "    includeSelectors: true\n"
         + "transformers:\n"
         + "  - ../../service-template/naming\n"
+        + ("" if "database" in service.needs else "  - ../../service-template/without-database\n")
     )
 
 

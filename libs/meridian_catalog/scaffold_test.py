@@ -54,6 +54,8 @@ def test_new_service_without_database_has_no_database(repo: Path) -> None:
     database = next(process for process in stack if process["name"] == "cockroachdb")
     assert "scaffolded_rates" not in database["cmd"]
     assert "scaffolded-rates-db" not in (repo / LOCAL_DATABASES).read_text()
+    kustomization = repo / "deployments/k8s/base/services/scaffolded-rates/kustomization.yaml"
+    assert "service-template/without-database" in kustomization.read_text()
 
 
 @pytest.mark.parametrize(
