@@ -334,7 +334,7 @@ def test_every_service_is_built_with_pants_pushed_once_and_live_updated(
     assert len(ignores) == 1, "every local process ignores the same files"
     for pkg in packages:
         build = images["meridian/" + pkg.replace("_", "-")]
-        assert build["command"] == f"tools/tilt-build-image.sh services/{pkg}"
+        assert build["command"] == f"tools/images/tilt-build.sh services/{pkg}"
         # The script puts the image where the cluster pulls it; Tilt neither looks for
         # it in a Docker daemon nor pushes it a second time.
         assert build["skips_local_docker"] is True

@@ -11,7 +11,7 @@ Pants 2.17 drives the `docker` CLI, which needs a daemon. In order:
      apt if missing) on its own socket and data root, without networking (no bridge,
      no iptables: containers use the host's network, builds none);
   3. else Podman's Docker-compatible API (`podman system service`), configured by
-     tools/containers/containers.conf; it has no BuildKit (DOCKER_BUILDKIT=0).
+     tools/images/containers.conf; it has no BuildKit (DOCKER_BUILDKIT=0).
 Docker builds use BuildKit when the docker CLI can: one with the buildx plugin, or a CLI
 older than 23.0 (BuildKit built in, as Debian's /usr/bin/docker 20.10); else the classic
 builder.
@@ -49,7 +49,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-CONTAINERS_CONF = REPO_ROOT / "tools/containers/containers.conf"
+CONTAINERS_CONF = REPO_ROOT / "tools/images/containers.conf"
 WRAPPER_DIR = REPO_ROOT / "tools/images/bin"
 ENGINES = ("auto", "docker", "podman")
 STORAGE_DRIVERS = ("auto", "overlay", "vfs")

@@ -23,7 +23,7 @@ and for each dev image (:dev-image, what Tilt deploys), live update as Tilt does
   - a changed main.py sent through `tar -C / -x -f -` in the running container replaces
     the image's copy, the service restarts itself (MERIDIAN_RELOAD=1) and serves the
     change; `rm -rf` removes a synced file
-and Tilt's build command (tools/tilt-build-image.sh) against a plain-HTTP registry on
+and Tilt's build command (tools/images/tilt-build.sh) against a plain-HTTP registry on
 localhost (Debian's docker-registry), as a cluster's local registry is: one push, of
 Tilt's tag only (--no-tilt-push skips it).
 """
@@ -350,7 +350,7 @@ class Images:
         check = self.checks
         with local_registry() as (port, log):
             print(
-                f"tools/tilt-build-image.sh services/{package} to a plain-HTTP registry on localhost:{port}"
+                f"tools/images/tilt-build.sh services/{package} to a plain-HTTP registry on localhost:{port}"
             )
             env = {
                 **os.environ,
@@ -359,7 +359,7 @@ class Images:
                 "MERIDIAN_KUBE_CONTEXT": "kind-meridian",
             }
             build = subprocess.run(
-                [str(REPO_ROOT / "tools/tilt-build-image.sh"), f"services/{package}"],
+                [str(REPO_ROOT / "tools/images/tilt-build.sh"), f"services/{package}"],
                 env=env,
                 check=False,
             )

@@ -9,15 +9,15 @@
 #     nothing for clusters that run on the engine's own image store (Docker Desktop,
 #     OrbStack, Rancher Desktop).
 #
-#   tools/tilt-build-image.sh services/<pkg>
+#   tools/images/tilt-build.sh services/<pkg>
 #
 # Environment: EXPECTED_REF (set by Tilt), EXPECTED_REGISTRY (set by Tilt when the
 # cluster has a registry), MERIDIAN_KUBE_CONTEXT (the Tiltfile's kube context).
 set -euo pipefail
 # shellcheck source=tools/images/lib.sh
-source "$(dirname "${BASH_SOURCE[0]}")/images/lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-target="${1:?usage: tools/tilt-build-image.sh services/<pkg>}"
+target="${1:?usage: tools/images/tilt-build.sh services/<pkg>}"
 [[ -n "${EXPECTED_REF:-}" ]] || die "EXPECTED_REF is unset: Tilt's custom_build sets it to the image name to build"
 [[ -f "${repo_root}/${target}/BUILD" ]] || die "${target}/BUILD not found: expected services/<pkg>"
 pkg="$(basename "${target}")"
