@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import datetime
-import http.server
 import json
 import shutil
 import subprocess
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tools.audit.apt import parse_candidates
-from tools.audit.conftest import DebianApt
+from tools.audit.conftest import DebianApt, serving_index
 from tools.audit.main import main
 
 NOW = datetime.datetime(2026, 12, 1, tzinfo=datetime.UTC)
@@ -26,37 +24,16 @@ PROJECTS = {
 }
 
 
-class Index(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802 (http.server's handler name)
-        name = self.path.removeprefix("/pypi/").removesuffix("/json")
-        if name not in PROJECTS:
-            self.send_error(404)
-            return
-        body = json.dumps(
-            {
-                "releases": {
-                    v: [{"upload_time_iso_8601": t, "yanked": False}] for v, t in PROJECTS[name]
-                }
-            }
-        ).encode()
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *_: object) -> None:
-        pass
-
-
 @pytest.fixture()
 def index_url() -> Iterator[str]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Index)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/simple"
-    finally:
-        server.shutdown()
-        server.server_close()
+    pages = {
+        f"/pypi/{name}/json": json.dumps(
+            {"releases": {v: [{"upload_time_iso_8601": t, "yanked": False}] for v, t in releases}}
+        ).encode()
+        for name, releases in PROJECTS.items()
+    }
+    with serving_index(pages) as url:
+        yield url
 
 
 def write_lock(path: Path, pins: dict[str, str]) -> Path:

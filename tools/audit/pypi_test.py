@@ -1,15 +1,14 @@
 from __future__ import annotations
 
 import datetime
-import http.server
 import json
 import socket
-import threading
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+from tools.audit.conftest import serving_index
 from tools.audit.exceptions import Exceptions, PythonException
 from tools.audit.lockfile import LockedRequirement
 from tools.audit.pypi import (
@@ -195,36 +194,17 @@ def test_unreachable_index_fails_closed() -> None:
         fetch_releases(location, "starlette", ssl_context({}), timeout=5)
 
 
-class IndexHandler(http.server.BaseHTTPRequestHandler):
-    """A JSON API with one project, `good`; `broken` answers HTML, anything else 404."""
-
-    def do_GET(self) -> None:  # noqa: N802 (http.server's handler name)
-        if self.path == "/pypi/good/json":
-            body = json.dumps(project_json(("1.0", "2026-01-01T00:00:00Z", False))).encode()
-        elif self.path == "/pypi/broken/json":
-            body = b"<html>proxy error</html>"
-        else:
-            self.send_error(404)
-            return
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *_: object) -> None:
-        pass
-
-
 @pytest.fixture()
 def index() -> Iterator[IndexLocation]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), IndexHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield locate_index(f"http://127.0.0.1:{server.server_address[1]}/simple", {})
-    finally:
-        server.shutdown()
-        server.server_close()
+    """A JSON API with one project, `good`; `broken` answers HTML, anything else 404."""
+    pages = {
+        "/pypi/good/json": json.dumps(
+            project_json(("1.0", "2026-01-01T00:00:00Z", False))
+        ).encode(),
+        "/pypi/broken/json": b"<html>proxy error</html>",
+    }
+    with serving_index(pages) as url:
+        yield locate_index(url, {})
 
 
 def test_fetches_releases_over_http(index: IndexLocation) -> None:
