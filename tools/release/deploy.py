@@ -22,8 +22,8 @@ import signal
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -93,33 +93,32 @@ def check_inputs(settings: DeploySettings) -> Path:
 
 
 @contextmanager
-def signals_raise() -> Iterator[None]:
+def _on_signals(handler: Callable[[int, FrameType | None], None]) -> Iterator[None]:
+    """SIGTERM and SIGINT go to `handler` inside the block; the previous handlers after."""
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, earlier in previous.items():
+            signal.signal(sig, earlier)
+
+
+def signals_raise() -> AbstractContextManager[None]:
     """SIGTERM and SIGINT raise SignalReceivedError inside the block."""
 
     def interrupt(signum: int, _frame: FrameType | None) -> None:
         raise SignalReceivedError(signal.Signals(signum).name)
 
-    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    return _on_signals(interrupt)
 
 
-@contextmanager
-def signals_deferred() -> Iterator[None]:
+def signals_deferred() -> AbstractContextManager[None]:
     """A rollback is not itself interrupted: later signals are only reported."""
 
     def note(signum: int, _frame: FrameType | None) -> None:
         say(f"{signal.Signals(signum).name} received while rolling back; finishing the rollback")
 
-    previous = {sig: signal.signal(sig, note) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    return _on_signals(note)
 
 
 def deployments_of(objects: list[dict[str, Any]]) -> dict[DeploymentRef, dict[str, Any]]:
