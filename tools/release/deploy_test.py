@@ -287,7 +287,15 @@ def run_cli(root: Path, cluster: Cluster, *arguments: str) -> subprocess.Popen[s
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        # Its own process group, so that killing it "outright" takes its kubectl calls
+        # with it, as a runner cancelling a job does; nothing is left waiting afterwards.
+        start_new_session=True,
     )
+
+
+def kill_outright(child: subprocess.Popen[str]) -> None:
+    os.killpg(child.pid, signal.SIGKILL)
+    child.wait()
 
 
 def deploy_until_waiting(root: Path, cluster: Cluster) -> subprocess.Popen[str]:
@@ -307,7 +315,7 @@ def deploy_until_waiting(root: Path, cluster: Cluster) -> subprocess.Popen[str]:
         if cluster.calls("status"):
             return child
         time.sleep(0.1)
-    child.kill()
+    kill_outright(child)
     pytest.fail(f"the deploy never waited for a rollout: {child.communicate()[0]}")
 
 
@@ -325,8 +333,7 @@ def test_signal_rolls_back(released: tuple[Path, Cluster], sig: signal.Signals) 
 def test_killed_deploy_is_rolled_back_from_its_state(released: tuple[Path, Cluster]) -> None:
     root, cluster = released
     child = deploy_until_waiting(root, cluster)
-    child.kill()
-    child.wait()
+    kill_outright(child)
     assert not cluster.calls("undo")
     rollback = run_cli(
         root,
@@ -373,8 +380,7 @@ def test_rollback_killed_midway_is_finished_without_a_second_undo(
         if len(json.loads(state_file.read_text())["undone"]) == 2:
             break
         time.sleep(0.1)
-    child.kill()
-    child.wait()
+    kill_outright(child)
     state = json.loads(state_file.read_text())
     assert sorted(state["undone"]) == ["meridian-staging/alpha", "meridian-staging/beta"]
     assert state["complete"] is False
