@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from meridian_catalog.derived import DATABASE_PORT, KAFKA_PORT, REDIS_PORT
 from meridian_chassis.declaration import (
     DECLARATION_FILE,
     Declaration,
@@ -15,9 +16,9 @@ from meridian_chassis.declaration import (
 SERVICES_DIR = "services"
 # Host ports the local stack and Tilt give to something other than a service.
 RESERVED_PORTS = {
-    26257: "the local CockroachDB",
-    6379: "the local Redis",
-    9092: "the local Kafka",
+    DATABASE_PORT: "the local CockroachDB",
+    REDIS_PORT: "the local Redis",
+    KAFKA_PORT: "the local Kafka",
     8090: "CockroachDB's console under Tilt (Tiltfile)",
 }
 
