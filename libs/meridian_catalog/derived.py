@@ -41,8 +41,8 @@ def local_stack(catalog: Sequence[Declaration]) -> str:
     lines = [
         GENERATED_HEADER,
         "# Meridian's local stack without a cluster: what `make run` and `tilt up -- --local`\n"
-        "# start. `make run` starts consecutive processes with the same labels together (the\n"
-        "# backing servers, then the services), each group once the one before it is ready.\n"
+        "# start. `make run` starts them all at once, as a cluster would: a service is ready\n"
+        "# once the backing servers it checks are.\n"
         "# Ports and URLs match what Kubernetes injects, so services see the same settings.\n"
         "# The backing processes are written by libs/meridian_catalog/derived.py.\n"
         "#\n"

@@ -100,18 +100,6 @@ class Running:
         return f"  last {len(lines)} lines of {self.process.name}:\n" + _indent("\n".join(lines))
 
 
-def waves(processes: Sequence[Process]) -> list[list[Process]]:
-    """Consecutive processes with the same labels start together (the backing servers,
-    then the services); each wave waits until the one before it is ready."""
-    grouped: list[list[Process]] = []
-    for process in processes:
-        if grouped and grouped[-1][0].labels == process.labels:
-            grouped[-1].append(process)
-        else:
-            grouped.append([process])
-    return grouped
-
-
 class Stack:
     def __init__(self, processes: Sequence[Process], ready_timeout: float) -> None:
         self.processes = processes
@@ -138,29 +126,47 @@ class Stack:
         running.relay_thread.start()
         return running
 
-    def wait_ready(self, running: Running) -> float:
-        process, started = running.process, running.started
-        reason, said = "", started
-        while time.monotonic() - started < self.ready_timeout:
-            if running.exited():
-                raise StackError(
-                    f"{process.name} {_exit_status(running.child.returncode)} while starting\n"
-                    + running.last_lines()
-                )
-            readiness = check_readiness(process)
-            if readiness.ready:
-                return time.monotonic() - started
-            # Say why it is not ready yet when the reason changes, at most every few seconds.
-            if readiness.reason != reason and time.monotonic() - said >= WAITING_NOTE_SECONDS:
-                reason, said = readiness.reason, time.monotonic()
-                print(f"waiting for {process.name}:\n{_indent(reason)}", flush=True)
-            time.sleep(0.2)
-        raise StackError(self.not_ready_report(running, check_readiness(process)))
+    def start_all(self, stop: threading.Event) -> dict[str, float] | None:
+        """Start every process at once, as a cluster does; return how long each took to be
+        ready, or None if stopped first.
 
-    def start_wave(self, wave: Sequence[Process]) -> dict[str, float]:
-        """Start every process of the wave at once; return when all are ready."""
-        launched = [self.launch(process) for process in wave]
-        return {running.process.name: self.wait_ready(running) for running in launched}
+        A service needs its backing servers to be ready, not to start (its readiness
+        checks them), so the services' own start-up overlaps the servers'.
+        """
+        waiting = [self.launch(process) for process in self.processes]
+        timings: dict[str, float] = {}
+        reasons: dict[str, tuple[str, float]] = {}
+        while waiting:
+            crashed = self.crashed()
+            if crashed is not None:
+                raise StackError(
+                    f"{crashed.process.name} {_exit_status(crashed.child.returncode)} while "
+                    f"starting\n{crashed.last_lines()}"
+                )
+            for running in list(waiting):
+                process, waited = running.process, time.monotonic() - running.started
+                readiness = check_readiness(process)
+                if readiness.ready:
+                    timings[process.name] = waited
+                    waiting.remove(running)
+                elif waited >= self.ready_timeout:
+                    raise StackError(self.not_ready_report(running, readiness))
+                else:
+                    self._say_why_waiting(process.name, readiness.reason, waited, reasons)
+            if waiting and stop.wait(0.2):
+                return None
+        return timings
+
+    @staticmethod
+    def _say_why_waiting(
+        name: str, reason: str, waited: float, said: dict[str, tuple[str, float]]
+    ) -> None:
+        """Say why a process is not ready yet once it has waited a while, and again when
+        the reason changes, at most every few seconds."""
+        last_reason, last_said = said.get(name, ("", 0.0))
+        if reason != last_reason and waited - last_said >= WAITING_NOTE_SECONDS:
+            said[name] = (reason, waited)
+            print(f"waiting for {name}:\n{_indent(reason)}", flush=True)
 
     def not_ready_report(self, running: Running, readiness: Readiness) -> str:
         lines = [
@@ -268,12 +274,10 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     status = 0
     try:
-        timings: dict[str, float] = {}
-        for wave in waves(processes):
-            if stop.is_set():
-                status = 130
-                return status
-            timings.update(stack.start_wave(wave))
+        timings = stack.start_all(stop)
+        if timings is None:
+            status = 130
+            return status
         print(_summary(timings, processes), flush=True)
         watch = ReadinessWatch(stack, args.watch_interval)
         while not args.exit_when_ready and not stop.wait(0.5):

@@ -1,4 +1,4 @@
-"""The stack runner against real processes: start in order, report, stop cleanly."""
+"""The stack runner against real processes: start everything, report, stop cleanly."""
 
 import json
 import os
@@ -14,8 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from meridian_devstack.main import main, waves
-from meridian_devstack.stack import Process
+from meridian_devstack.main import main
 from meridian_testing.process import child_environment
 from meridian_testing.servers import RedisServer, free_port
 
@@ -219,10 +218,58 @@ def test_a_running_service_that_stops_being_ready_is_reported_with_why(tmp_path:
     assert runner.returncode == 0
 
 
-def test_consecutive_processes_with_the_same_labels_start_together() -> None:
-    def process(name: str, label: str) -> Process:
-        return Process(name=name, cmd=("true",), port=1, labels=(label,))
+def test_services_start_while_their_backing_servers_are_still_starting(tmp_path: Path) -> None:
+    """Everything starts at once; a service is ready once the servers it checks are."""
+    redis_port, port = free_port(), free_port()
+    service_started, redis_exec = tmp_path / "service-started", tmp_path / "redis-exec"
+    slow_redis = (
+        "import os, pathlib, shutil, time\n"
+        "time.sleep(2)\n"
+        f"pathlib.Path({str(redis_exec)!r}).write_text(repr(time.time()))\n"
+        "os.execv(shutil.which('redis-server'), ['redis-server', '--port', "
+        f"'{redis_port}', '--bind', '127.0.0.1', '--save', '', '--dir', {str(tmp_path)!r}])\n"
+    )
+    service_code = (
+        f"import pathlib, time; pathlib.Path({str(service_started)!r}).write_text(repr(time.time()))\n"
+        + SERVICE_CODE
+    )
+    env = {
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
+        "READINESS_CACHE_SECONDS": "0",
+        "PYTHONPATH": os.pathsep.join(path for path in sys.path if path),
+    }
+    stack = _write(
+        tmp_path,
+        _process("redis", [sys.executable, "-c", slow_redis], redis_port, labels=["backing"]),
+        _process(
+            "ledger",
+            [sys.executable, "-c", service_code],
+            port,
+            ready_path="/health/ready",
+            env=env,
+            labels=["services"],
+        ),
+    )
+    runner = _runner(stack, "--exit-when-ready", "--ready-timeout", "30")
+    out, _ = runner.communicate(timeout=60)
+    assert runner.returncode == 0, out
+    assert "Meridian is running" in out
+    assert float(service_started.read_text()) < float(redis_exec.read_text())
+    assert not _listening(port)
+    assert not _listening(redis_port)
 
-    stack = [process("db", "backing"), process("redis", "backing"), process("a", "services")]
-    stack.append(process("b", "services"))
-    assert [[p.name for p in wave] for wave in waves(stack)] == [["db", "redis"], ["a", "b"]]
+
+def test_ctrl_c_while_starting_stops_what_started(tmp_path: Path) -> None:
+    port = free_port()
+    never_ready = [sys.executable, "-c", "import time; time.sleep(120)"]
+    runner = _runner(
+        _write(tmp_path, _process("stuck", never_ready, port)), "--ready-timeout", "60"
+    )
+    time.sleep(1.5)
+    runner.send_signal(signal.SIGINT)
+    out, _ = runner.communicate(timeout=30)
+    assert runner.returncode == 130, out
+    assert "Meridian is running" not in out
+    assert re.search(r"  stuck +pid \d+ +ran [\d.]+s +killed by SIGTERM", out), out
