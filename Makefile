@@ -56,7 +56,7 @@ bench-pr: bootstrap ## Time a one-service pull request's CI phases (wall, CPU, l
 	$(PYTHON) -m tools.release.bench_pr
 
 .PHONY: bench-cold-start
-bench-cold-start: ## Time a fresh clone with empty caches to Pants bootstrapped, make build done and make run ready
+bench-cold-start: ## Time a fresh clone with empty caches to `make run` ready, step by step
 	$(PYTHON) -m tools.coldstart $(BENCH_ARGS)
 
 .PHONY: bench-scale

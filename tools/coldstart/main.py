@@ -1,13 +1,14 @@
 """`make bench-cold-start`: how long a new engineer waits, from `git clone` to a running stack.
 
-    python3.11 -m tools.coldstart [--keep] [--no-run]
+    python3.11 -m tools.coldstart [--keep]
 
 Clones this checkout's HEAD into a temporary directory and gives it empty caches (HOME,
 Meridian's Pants install, Pants' store and named caches, the pex root, pip's and uv's
-caches), then times `./pants --version` (the bootstrap), `make build` and `make run`
-until every process of the local stack is ready. The run phase needs the stack's fixed
-ports; when one is taken it is skipped and says so. Prints seconds per phase and since
-the clone started.
+caches), then runs the README's first command, `make run`, until every process of the
+local stack is ready. Its steps are timed from what it prints as it goes (and from when
+the bootstrap wrote `.pants.rc`): installing Pants, Pants starting, the build, the
+stack. Needs the stack's fixed ports free. Prints seconds per step and since the clone
+started.
 """
 
 from __future__ import annotations
@@ -48,11 +49,15 @@ class Timeline:
         now = time.monotonic()
         self.phases.append((name, now - began, now - self.started))
 
-    def mark(self, name: str, seconds_into_last_phase: float) -> None:
-        """A point inside the last phase, known afterwards (from a file's modification time)."""
+    def split(self, steps: Sequence[tuple[str, float]]) -> None:
+        """The last phase's steps, each given by how far into the phase it ended (known
+        afterwards); a step that would end before the one before it is left out."""
         _, duration, total = self.phases[-1]
-        began = total - duration
-        self.phases.append((f"  {name}", seconds_into_last_phase, began + seconds_into_last_phase))
+        began, previous = total - duration, 0.0
+        for name, ended in steps:
+            if previous <= ended <= duration:
+                self.phases.append((f"  {name}", ended - previous, began + ended))
+                previous = ended
 
     def report(self) -> str:
         lines = [f"  {'phase':<34} {'seconds':>8} {'since clone':>12}"]
@@ -149,8 +154,18 @@ def run(argv: Sequence[str], cwd: Path, env: Mapping[str, str]) -> None:
         raise ColdStartError(f"{' '.join(argv)} failed with exit status {result.returncode}")
 
 
-def run_until_ready(clone: Path, env: Mapping[str, str], processes: int, timeout: float) -> None:
-    """`make run` until its summary lists every process as ready, then Ctrl-C (its process group)."""
+# What `make run` prints at the end of each step; the last line that matches wins.
+MILESTONES = {
+    "pants started": re.compile(r"\[INFO\] Scheduler initialized"),
+    "built": re.compile(r"Wrote dist/"),
+}
+
+
+def run_until_ready(
+    clone: Path, env: Mapping[str, str], processes: int, timeout: float
+) -> dict[str, float]:
+    """`make run` until its summary lists every process as ready, then Ctrl-C (its process
+    group). Returns when (time.monotonic) each milestone's last line was printed."""
     child = subprocess.Popen(
         [program("make"), "run"],
         cwd=clone,
@@ -163,12 +178,18 @@ def run_until_ready(clone: Path, env: Mapping[str, str], processes: int, timeout
     if child.stdout is None:
         raise ColdStartError("make run's output could not be read")
     ready, deadline = 0, time.monotonic() + timeout
+    seen: dict[str, float] = {}
     try:
         for line in child.stdout:
             print(f"    {line.rstrip()}", flush=True)
+            seen.update(
+                (name, time.monotonic())
+                for name, pattern in MILESTONES.items()
+                if pattern.search(line)
+            )
             ready += " ready in " in line
             if ready >= processes:
-                return
+                return seen
             if time.monotonic() > deadline:
                 raise ColdStartError(f"the stack was not ready within {timeout:.0f} s")
         raise ColdStartError(f"make run exited ({child.wait()}) before the stack was ready")
@@ -193,7 +214,6 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python3.11 -m tools.coldstart", description=__doc__.split("\n")[0]
     )
-    parser.add_argument("--no-run", dest="run", action="store_false", help="stop after make build")
     parser.add_argument("--keep", action="store_true", help="keep the clone and its caches")
     parser.add_argument(
         "--ready-timeout", type=float, default=300.0, help="seconds make run may take"
@@ -218,24 +238,30 @@ def main(argv: Sequence[str] | None = None) -> int:
                 scratch,
                 env,
             )
-        bootstrap_started = time.time()
-        with timeline.phase("bootstrap (./pants --version)"):
-            run(["./pants", "--version"], clone, env)
-        # ./pants writes .pants.rc once Pants is installed, right before starting it.
-        installed = (clone / ".pants.rc").stat().st_mtime - bootstrap_started
-        timeline.mark("of which installing Pants (uv)", installed)
-        with timeline.phase("make build"):
-            run([program("make"), "build"], clone, env)
-        if args.run:
-            taken = ports_in_use(stack_ports(stack_file))
-            if taken:
-                print(
-                    f"::: make run skipped: ports {', '.join(map(str, taken))} are in use "
-                    "(another local stack?); the numbers stop at make build"
-                )
-            else:
-                with timeline.phase("make run (every process ready)"):
-                    run_until_ready(clone, env, stack_process_count(stack_file), args.ready_timeout)
+        taken = ports_in_use(stack_ports(stack_file))
+        if taken:
+            raise ColdStartError(
+                f"ports {', '.join(map(str, taken))} are in use (another local stack?)"
+            )
+        run_started, run_started_wall = time.monotonic(), time.time()
+        with timeline.phase("make run (every process ready)"):
+            seen = run_until_ready(clone, env, stack_process_count(stack_file), args.ready_timeout)
+        # ./pants writes .pants.rc once Pants and its tools are installed, before starting it.
+        seen["installed"] = run_started + (clone / ".pants.rc").stat().st_mtime - run_started_wall
+        ended = time.monotonic() - run_started
+        steps = [
+            ("installing Pants, pex, protoc", "installed"),
+            ("Pants starting", "pants started"),
+            ("building the PEXes", "built"),
+        ]
+        timeline.split(
+            [
+                (label, seen[milestone] - run_started)
+                for label, milestone in steps
+                if milestone in seen
+            ]
+            + [("starting the stack", ended)]
+        )
     except ColdStartError as error:
         print(f"cold start failed: {error}\n{timeline.report()}", file=sys.stderr)
         return 1

@@ -4,6 +4,7 @@ import socket
 from pathlib import Path
 
 from tools.coldstart.main import (
+    MILESTONES,
     Timeline,
     empty_cache_environment,
     ports_in_use,
@@ -80,8 +81,28 @@ def test_timeline_reports_each_phase_and_the_running_total() -> None:
     assert timeline.phases[1][2] >= timeline.phases[0][2]
 
 
-def test_marks_a_point_inside_the_last_phase() -> None:
+def test_splits_the_last_phase_into_its_steps() -> None:
     timeline = Timeline()
-    timeline.phases = [("git clone", 1.0, 1.5), ("bootstrap", 10.0, 11.5)]
-    timeline.mark("of which installing", 4.0)
-    assert timeline.phases[-1] == ("  of which installing", 4.0, 5.5)
+    timeline.phases = [("git clone", 1.0, 1.5), ("make run", 20.0, 21.5)]
+    timeline.split([("install", 4.0), ("start", 12.0), ("build", 16.0), ("stack", 20.0)])
+    assert timeline.phases[2:] == [
+        ("  install", 4.0, 5.5),
+        ("  start", 8.0, 13.5),
+        ("  build", 4.0, 17.5),
+        ("  stack", 4.0, 21.5),
+    ]
+
+
+def test_a_step_out_of_order_is_left_out() -> None:
+    timeline = Timeline()
+    timeline.phases = [("make run", 10.0, 10.0)]
+    timeline.split([("install", 4.0), ("start", 3.0), ("stack", 10.0)])
+    assert [name for name, _, _ in timeline.phases[1:]] == ["  install", "  stack"]
+
+
+def test_milestones_match_what_make_run_prints() -> None:
+    assert MILESTONES["pants started"].search("07:41:43.39 [INFO] Scheduler initialized.")
+    assert MILESTONES["built"].search(
+        "07:36:52.21 [INFO] Wrote dist/libs.meridian_devstack/backing.pex"
+    )
+    assert not MILESTONES["built"].search("    cockroachdb | LOG:  database system is ready")
