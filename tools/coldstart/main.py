@@ -180,11 +180,12 @@ def run_until_ready(
     )
     if child.stdout is None:
         raise ColdStartError("make run's output could not be read")
-    ready, deadline = 0, time.monotonic() + timeout
+    started = time.monotonic()
+    ready, deadline = 0, started + timeout
     seen: dict[str, float] = {}
     try:
         for line in child.stdout:
-            print(f"    {line.rstrip()}", flush=True)
+            print(f"  {time.monotonic() - started:6.1f} {line.rstrip()}", flush=True)
             seen.update(
                 (name, time.monotonic())
                 for name, pattern in MILESTONES.items()
