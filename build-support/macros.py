@@ -29,12 +29,15 @@ def meridian_service():
     resource(name="declaration", source="service.yaml")
     python_sources(name="lib", dependencies=[":declaration"])
     python_tests(name="tests")
+    # What `make run` and Tilt's local mode run, and restart on every edit. In venv mode
+    # the PEX builds a virtualenv on its first run and then starts in about 0.1 s, where
+    # it would otherwise resolve its wheels again on every start (about 1 s).
     pex_binary(
         name="bin",
         entry_point=f"{package}.main:main",
         dependencies=[":lib"],
         layout="packed",
-        include_tools=True,
+        execution_mode="venv",
     )
     _service_image(package)
 

@@ -114,9 +114,11 @@ def empty_cache_environment(scratch: Path, base: Mapping[str, str]) -> dict[str,
             "MERIDIAN_PYTHON": python311,
         }
     )
-    # As on a machine where both are installed: on PATH.
+    # Both findable, as on a machine where both are installed, but after the machine's own
+    # PATH: `python3` stays what it is there (with 3.9 first it would be 3.9, and every
+    # PEX would first look for its 3.11).
     env["PATH"] = os.pathsep.join(
-        [str(Path(python39).parent), str(Path(python311).parent), base.get("PATH", os.defpath)]
+        [base.get("PATH", os.defpath), str(Path(python39).parent), str(Path(python311).parent)]
     )
     # pyenv finds its versions through HOME unless told where they are.
     env.setdefault("PYENV_ROOT", str(Path(base.get("HOME", "~")).expanduser() / ".pyenv"))
