@@ -49,13 +49,20 @@ class Timeline:
         now = time.monotonic()
         self.phases.append((name, now - began, now - self.started))
 
+    def end_last_phase_at(self, moment: float) -> None:
+        """The last phase ended at `moment` (time.monotonic), before what its block did
+        after it (stopping the stack is not part of starting it)."""
+        name, duration, total = self.phases[-1]
+        began = total - duration
+        self.phases[-1] = (name, moment - self.started - began, moment - self.started)
+
     def split(self, steps: Sequence[tuple[str, float]]) -> None:
         """The last phase's steps, each given by how far into the phase it ended (known
         afterwards); a step that would end before the one before it is left out."""
         _, duration, total = self.phases[-1]
         began, previous = total - duration, 0.0
-        for name, ended in steps:
-            ended = min(ended, duration)
+        for name, ended_at in steps:
+            ended = min(ended_at, duration)
             if ended >= previous:
                 self.phases.append((f"  {name}", ended - previous, began + ended))
                 previous = ended
@@ -195,6 +202,7 @@ def run_until_ready(
             )
             ready += " ready in " in line
             if ready >= processes:
+                seen["ready"] = time.monotonic()
                 return seen
             if time.monotonic() > deadline:
                 raise ColdStartError(f"the stack was not ready within {timeout:.0f} s")
@@ -254,7 +262,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             seen = run_until_ready(clone, env, stack_process_count(stack_file), args.ready_timeout)
         # ./pants writes .pants.rc once Pants and its tools are installed, before starting it.
         seen["installed"] = run_started + (clone / ".pants.rc").stat().st_mtime - run_started_wall
-        ended = time.monotonic() - run_started
+        timeline.end_last_phase_at(seen["ready"])
+        ended = seen["ready"] - run_started
         steps = [
             ("installing Pants, pex, protoc", "installed"),
             ("Pants starting", "pants started"),

@@ -94,6 +94,14 @@ def test_splits_the_last_phase_into_its_steps() -> None:
     ]
 
 
+def test_the_last_phase_can_end_before_its_block_did() -> None:
+    timeline = Timeline()
+    timeline.started = 100.0
+    timeline.phases = [("git clone", 1.0, 1.0), ("make run", 30.0, 31.0)]
+    timeline.end_last_phase_at(127.0)
+    assert timeline.phases[-1] == ("make run", 26.0, 27.0)
+
+
 def test_a_step_out_of_order_is_left_out() -> None:
     timeline = Timeline()
     timeline.phases = [("make run", 10.0, 10.0)]
