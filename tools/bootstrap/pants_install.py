@@ -386,10 +386,10 @@ def install(
             starting = start_pantsd(layout)
         try:
             tools.result()
+            write_pants_rc(layout, settings)
         finally:
             if starting is not None:
                 starting.wait()
-    write_pants_rc(layout, settings)
     layout.ready.touch()
 
 

@@ -260,7 +260,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         run_started, run_started_wall = time.monotonic(), time.time()
         with timeline.phase("make run (every process ready)"):
             seen = run_until_ready(clone, env, stack_process_count(stack_file), args.ready_timeout)
-        # ./pants writes .pants.rc once Pants and its tools are installed, before starting it.
+        # ./pants writes .pants.rc once Pants and its tools are installed; Pants starts
+        # before that (when Pants is in), so its step is what remains of its start.
         seen["installed"] = run_started + (clone / ".pants.rc").stat().st_mtime - run_started_wall
         timeline.end_last_phase_at(seen["ready"])
         ended = seen["ready"] - run_started
