@@ -28,6 +28,7 @@ import yaml
 
 from meridian_chassis.config import DEPENDENCY_SETTINGS, ConfigError, Settings, load_settings
 from meridian_testing.tls import make_ca
+from tools.release import prune
 
 Obj = dict[str, Any]
 
@@ -141,6 +142,20 @@ def test_overlay_renders_into_one_namespace(overlay: str) -> None:
     }
     assert None not in namespaces
     assert len(namespaces) == 1
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_generated_config_map_is_one_the_deploy_tool_can_remove(overlay: str) -> None:
+    """A content-hashed ConfigMap leaves an old copy behind at each change; the deploy
+    tool removes old copies only of what carries the release's labels."""
+    unowned = [
+        d["metadata"]["name"]
+        for d in render(overlay)
+        if d["kind"] in ("ConfigMap", "Secret")
+        and re.search(r"-[a-z0-9]{10}$", d["metadata"]["name"])
+        and not prune.owned(d)
+    ]
+    assert not unowned, f"{overlay}: generated without the base's labels: {unowned}"
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)

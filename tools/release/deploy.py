@@ -4,7 +4,8 @@
    before touching the cluster.
 2. Renders a temporary kustomization over the overlay (render.py) and records each
    Deployment's current revision in a state file, before applying anything.
-3. `kubectl apply` (never --prune: earlier releases' content-hashed ConfigMaps stay).
+3. `kubectl apply` (no --prune: while it can roll back, earlier releases' content-hashed
+   ConfigMaps must stay).
 4. Waits for the rollouts that the apply started, all at once, within the deadline.
 5. Checks every service: its Deployment runs the manifest's image, and through a
    port-forward its /health/ready answers and /version reports the manifest's revision.
@@ -13,6 +14,9 @@
    issued for all first, then awaited), which also restores the ConfigMap it
    referenced. The state file lets a later step (`rollback --state`) do the same if
    this process is killed outright.
+7. Once it has succeeded: deletes what the release left behind (prune.py), a removed
+   service's objects and ConfigMaps no ReplicaSet can return to. A failure there is
+   reported, not rolled back: the release is running and checked.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from tools.release import render
+from tools.release import prune, render
 from tools.release.affected import all_services
 from tools.release.buildinfo import RELEASE_TAG
 from tools.release.errors import ReleaseError
@@ -307,6 +311,7 @@ def deploy(settings: DeploySettings, kubectl: Kubectl) -> None:
         state.complete = True
         state.save(settings.state_file)
         say(f"{settings.environment} runs release {settings.manifest.commit}")
+        remove_leftovers(kubectl, rendered, deadline)
         return
     say(f"FAILED: {failure}; rolling back")
     left = rollback(kubectl, state, settings.state_file, settings.rollback_seconds)
@@ -315,6 +320,25 @@ def deploy(settings: DeploySettings, kubectl: Kubectl) -> None:
             f"deploy failed ({failure}) and the rollback left problems: {'; '.join(left)}"
         )
     raise ReleaseError(f"deploy failed ({failure}); rolled back to the previous revisions")
+
+
+def remove_leftovers(kubectl: Kubectl, rendered: Path, deadline: Deadline) -> None:
+    try:
+        # The rendered objects as the server has them: every one exists after the apply.
+        objects = kubectl.live_objects(rendered, deadline)
+        live: list[dict[str, Any]] = []
+        replica_sets: list[dict[str, Any]] = []
+        for namespace, kinds in sorted(prune.prunable_kinds(objects).items()):
+            live += kubectl.list_objects(namespace, sorted(kinds), deadline, prune.selector())
+            replica_sets += kubectl.list_objects(namespace, ["ReplicaSet"], deadline)
+        leftovers = prune.leftovers(objects, live, replica_sets)
+        for ref in leftovers:
+            say(f"removing {ref}: no longer in the release")
+            kubectl.delete(ref.kind, ref.namespace, ref.name, deadline)
+        if not leftovers:
+            say("nothing left behind to remove")
+    except (ReleaseError, OSError, ValueError) as error:
+        say(f"WARNING: the release is deployed, but removing what it left behind failed: {error}")
 
 
 def rollback_from_state(state_file: Path, kubectl: Kubectl, seconds: float) -> None:

@@ -7,6 +7,8 @@ only for rollouts the apply started, checks /version through port-forward, and o
 failed rollout, a stale /version, its own deadline, SIGTERM or SIGINT, or after being
 killed outright (`rollback --state`), issues `rollout undo --to-revision` for exactly the
 Deployments it changed, which brings back the content-hashed ConfigMap they referenced.
+Once a deploy has succeeded, it removes a removed service's objects and the ConfigMaps no
+ReplicaSet names, and nothing the release does not own.
 
 What it cannot show without a cluster: that a real API server, kubelet and ReplicaSet
 controller behave as the stand-in models them (revision numbering, rollout status exit
@@ -66,21 +68,28 @@ spec:
 """
 
 
-def write_repo(root: Path, log_level: str) -> None:
-    """A repository with two services and a staging overlay with hashed ConfigMaps."""
+def write_repo(root: Path, log_level: str, services: tuple[str, ...] = SERVICES) -> None:
+    """A repository with the services and a staging overlay with hashed ConfigMaps,
+    labelled as the real base labels what it renders."""
     overlay = root / "deployments/k8s/overlays/staging"
     overlay.mkdir(parents=True, exist_ok=True)
     for name in SERVICES:
+        if name not in services:
+            shutil.rmtree(root / "services" / name, ignore_errors=True)
+            (overlay / f"{name}.yaml").unlink(missing_ok=True)
+            continue
         (root / "services" / name).mkdir(parents=True, exist_ok=True)
         (root / "services" / name / "BUILD").write_text("meridian_service()\n")
         (overlay / f"{name}.yaml").write_text(SERVICE_TEMPLATE.format(name=name))
     generators = "".join(
-        f"  - name: {name}-config\n    literals: [LOG_LEVEL={log_level}]\n" for name in SERVICES
+        f"  - name: {name}-config\n    literals: [LOG_LEVEL={log_level}]\n" for name in services
     )
     (overlay / "kustomization.yaml").write_text(
         "namespace: meridian-staging\n"
-        f"resources: [{', '.join(f'{name}.yaml' for name in SERVICES)}]\n"
+        f"resources: [{', '.join(f'{name}.yaml' for name in services)}]\n"
         f"configMapGenerator:\n{generators}"
+        "labels:\n"
+        "  - pairs: {app.kubernetes.io/part-of: meridian, app.kubernetes.io/managed-by: kustomize}\n"
     )
 
 
@@ -117,6 +126,23 @@ class Cluster:
     def deployment(self, name: str) -> dict[str, Any]:
         record: dict[str, Any] = self.read()["deployments"][f"meridian-staging/{name}"]
         return record
+
+    def keep_only_current_revisions(self) -> None:
+        """As revisionHistoryLimit does to old ReplicaSets (here: all of them)."""
+        state = self.read()
+        for record in state["deployments"].values():
+            record["history"] = {str(record["revision"]): record["template"]}
+        self.state.write_text(json.dumps(state))
+
+    def add_object(self, doc: dict[str, Any]) -> None:
+        state = self.read()
+        metadata = doc["metadata"]
+        state["objects"][f"{doc['kind']}/{metadata['namespace']}/{metadata['name']}"] = doc
+        self.state.write_text(json.dumps(state))
+
+    def objects(self) -> set[str]:
+        state = self.read()
+        return set(state["objects"]) | {f"Deployment/{name}" for name in state["deployments"]}
 
     def configmaps(self) -> set[str]:
         return {
@@ -402,3 +428,83 @@ def test_release_version_form_is_checked_first(tmp_path: Path) -> None:
     with pytest.raises(ReleaseError, match="--release-version 'v1.2' is not X.Y.Z"):
         deploy(bad, Kubectl(str(cluster.kubectl)))
     assert not cluster.state.exists()
+
+
+def test_config_no_replica_set_can_return_to_is_removed_after_a_successful_deploy(
+    released: tuple[Path, Cluster],
+) -> None:
+    root, cluster = released
+    first = config_of(cluster.deployment("alpha"))
+    kubectl = Kubectl(str(cluster.kubectl))
+    write_repo(root, log_level="DEBUG")
+    deploy(settings(root, manifest(COMMIT_NEW, dict.fromkeys(SERVICES, DIGEST_NEW))), kubectl)
+    second = config_of(cluster.deployment("alpha"))
+    # Revision 1's ReplicaSet still names the first ConfigMap: `rollout undo` needs it.
+    assert {first, second} <= cluster.configmaps()
+
+    cluster.keep_only_current_revisions()
+    write_repo(root, log_level="WARNING")
+    deploy(settings(root, manifest(COMMIT_OLD, dict.fromkeys(SERVICES, DIGEST_OLD))), kubectl)
+    third = config_of(cluster.deployment("alpha"))
+    alpha_configs = {name for name in cluster.configmaps() if name.startswith("alpha-config-")}
+    # The first is gone; the second is still named by revision 2's ReplicaSet.
+    assert alpha_configs == {second, third}
+    deletes = cluster.calls("delete")
+    assert ["-n", "meridian-staging", "delete", "configmap", first] == deletes[0][:5]
+    assert all("--wait=false" in call for call in deletes)
+
+
+def test_a_removed_service_goes_only_once_a_deploy_without_it_succeeded(
+    released: tuple[Path, Cluster],
+) -> None:
+    root, cluster = released
+    beta = {"Deployment/meridian-staging/beta", "Service/meridian-staging/beta"}
+    beta_config = config_of(cluster.deployment("beta"))
+    kubectl = Kubectl(str(cluster.kubectl))
+    write_repo(root, log_level="INFO", services=("alpha",))
+    cluster.behave(**{f"{REPOSITORY}/alpha@{DIGEST_NEW}": "fail"})
+    with pytest.raises(ReleaseError, match="rolled back"):
+        deploy(settings(root, manifest(COMMIT_NEW, {"alpha": DIGEST_NEW})), kubectl)
+    assert beta <= cluster.objects()
+    assert not cluster.calls("delete")
+
+    cluster.behave()
+    deploy(settings(root, manifest(COMMIT_NEW, {"alpha": DIGEST_NEW})), kubectl)
+    assert not beta & cluster.objects()
+    # Its ConfigMap went with it: only the removed Deployment's ReplicaSets named it.
+    assert beta_config not in cluster.configmaps()
+    # Its pods go before the configuration they name.
+    deleted = [call[3] for call in cluster.calls("delete")]
+    assert deleted[0] == "deployment"
+    assert "Deployment/meridian-staging/alpha" in cluster.objects()
+
+
+def test_what_the_release_does_not_own_is_never_removed(released: tuple[Path, Cluster]) -> None:
+    root, cluster = released
+    # Credentials made outside the release, and a ConfigMap someone added by hand.
+    cluster.add_object(
+        {
+            "kind": "Secret",
+            "metadata": {
+                "name": "alpha-credentials",
+                "namespace": "meridian-staging",
+                "labels": {"app.kubernetes.io/part-of": "meridian"},
+            },
+        }
+    )
+    cluster.add_object(
+        {"kind": "ConfigMap", "metadata": {"name": "notes", "namespace": "meridian-staging"}}
+    )
+    kubectl = Kubectl(str(cluster.kubectl))
+    write_repo(root, log_level="DEBUG")
+    deploy(settings(root, manifest(COMMIT_NEW, dict.fromkeys(SERVICES, DIGEST_NEW))), kubectl)
+    cluster.keep_only_current_revisions()
+    write_repo(root, log_level="WARNING")
+    deploy(settings(root, manifest(COMMIT_OLD, dict.fromkeys(SERVICES, DIGEST_OLD))), kubectl)
+    assert {"Secret/meridian-staging/alpha-credentials", "ConfigMap/meridian-staging/notes"} <= (
+        cluster.objects()
+    )
+    # The prune ran (the old release's ConfigMaps went) and passed both by.
+    deleted = {call[4] for call in cluster.calls("delete")}
+    assert deleted
+    assert not deleted & {"alpha-credentials", "notes"}

@@ -69,6 +69,21 @@ class Kubectl:
         # rolled-back pod template finds the configuration it was released with.
         self._run(["apply", "-f", str(rendered)], deadline)
 
+    def list_objects(
+        self, namespace: str, kinds: Sequence[str], deadline: Deadline, selector: str = ""
+    ) -> list[dict[str, Any]]:
+        """Objects of the kinds in the namespace (with the label selector, if any)."""
+        argv = ["-n", namespace, "get", ",".join(sorted(kind.lower() for kind in kinds))]
+        argv += ["-l", selector] if selector else []
+        body = json.loads(self._run([*argv, "-o", "json"], deadline) or "{}")
+        items = body.get("items") if body.get("kind") == "List" else [body]
+        return [item for item in items or [] if isinstance(item, dict) and item]
+
+    def delete(self, kind: str, namespace: str, name: str, deadline: Deadline) -> None:
+        # --wait=false: the API server finishes it (a Deployment's pods, its ReplicaSets).
+        argv = ["-n", namespace, "delete", kind.lower(), name, "--ignore-not-found"]
+        self._run([*argv, "--wait=false"], deadline)
+
     def revision(self, deployment: DeploymentRef, deadline: Deadline) -> int | None:
         text = self._run(
             [

@@ -4,8 +4,9 @@ It keeps a pretend cluster in a JSON file (STANDIN_STATE), records every call, r
 with the real `kubectl kustomize` (STANDIN_REAL_KUBECTL), and models what the deploy
 relies on: `apply` of a changed pod template makes a new Deployment revision; `rollout
 undo --to-revision=N` restores revision N's template (and so the ConfigMap it names);
-nothing is ever deleted. Rollout outcomes are chosen per image in the state's
-`behaviour`: `fail` (progress deadline exceeded), `hang` (never completes), anything
+each revision kept in a Deployment's history is a ReplicaSet (tests drop history to
+model revisionHistoryLimit); only `delete` removes anything. Rollout outcomes are
+chosen per image in the state's `behaviour`: `fail` (progress deadline exceeded), `hang` (never completes), anything
 else succeeds. `port-forward` serves /health/ready and /version on a local port, with
 the revision of the Deployment's current pod template (or a stale one for the services
 listed in `behaviour.stale_version`).
@@ -70,12 +71,37 @@ def live_deployment(name: str, record: dict[str, Any]) -> dict[str, Any]:
     namespace, _, short = name.partition("/")
     annotations = dict(record.get("annotations", {}))
     annotations[REVISION] = str(record["revision"])
+    metadata = {"name": short, "namespace": namespace, "annotations": annotations}
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": {"name": short, "namespace": namespace, "annotations": annotations},
+        "metadata": {**metadata, "labels": record.get("labels", {})},
         "spec": {"template": record["template"]},
     }
+
+
+def replica_sets(name: str, record: dict[str, Any]) -> list[dict[str, Any]]:
+    namespace, _, short = name.partition("/")
+    return [
+        {
+            "apiVersion": "apps/v1",
+            "kind": "ReplicaSet",
+            "metadata": {
+                "name": f"{short}-{revision}",
+                "namespace": namespace,
+                "annotations": {REVISION: revision},
+                "ownerReferences": [{"kind": "Deployment", "name": short}],
+            },
+            "spec": {"template": template},
+        }
+        for revision, template in record["history"].items()
+    ]
+
+
+def matches(item: dict[str, Any], selector: str | None) -> bool:
+    labels = item.get("metadata", {}).get("labels") or {}
+    wanted = dict(pair.split("=", 1) for pair in (selector or "").split(",") if pair)
+    return all(labels.get(name) == value for name, value in wanted.items())
 
 
 def image_of(template: dict[str, Any]) -> str:
@@ -103,10 +129,37 @@ def do_get(argv: list[str], state: dict[str, Any]) -> int:
                 items.append(state["objects"][found])
         print(json.dumps({"kind": "List", "items": items}))
         return 0
-    namespace, name = option(argv, "-n"), argv[argv.index("deployment") + 1]
-    record = state["deployments"].get(f"{namespace}/{name}")
-    if record is not None:
-        print(json.dumps(live_deployment(f"{namespace}/{name}", record)))
+    namespace, what = option(argv, "-n"), argv[argv.index("get") + 1]
+    if what == "deployment" and "-l" not in argv:
+        name = argv[argv.index("deployment") + 1]
+        record = state["deployments"].get(f"{namespace}/{name}")
+        if record is not None:
+            print(json.dumps(live_deployment(f"{namespace}/{name}", record)))
+        return 0
+    kinds = set(what.split(","))
+    listed = []
+    for name, record in state["deployments"].items():
+        if name.startswith(f"{namespace}/"):
+            listed += [live_deployment(name, record)] if "deployment" in kinds else []
+            listed += replica_sets(name, record) if "replicaset" in kinds else []
+    for found, doc in state["objects"].items():
+        kind, object_namespace, _ = found.split("/", 2)
+        if object_namespace == namespace and kind.lower() in kinds:
+            listed.append(doc)
+    items = [item for item in listed if matches(item, option(argv, "-l"))]
+    print(json.dumps({"kind": "List", "items": items}))
+    return 0
+
+
+def do_delete(argv: list[str], state: dict[str, Any]) -> int:
+    namespace, at = option(argv, "-n"), argv.index("delete")
+    kind, name = argv[at + 1], argv[at + 2]
+    if kind == "deployment":
+        state["deployments"].pop(f"{namespace}/{name}", None)
+    for found in list(state["objects"]):
+        if found.lower() == f"{kind}/{namespace}/{name}".lower():
+            del state["objects"][found]
+    print(f"{kind} {name} deleted")
     return 0
 
 
@@ -119,6 +172,7 @@ def do_apply(argv: list[str], state: dict[str, Any]) -> int:
         template = doc["spec"]["template"]
         record = state["deployments"].setdefault(name, {"revision": 0, "history": {}})
         record["annotations"] = doc["metadata"].get("annotations", {})
+        record["labels"] = doc["metadata"].get("labels", {})
         if record.get("template") != template:
             record["revision"] += 1
             record["history"][str(record["revision"])] = template
@@ -201,6 +255,8 @@ def main(argv: list[str]) -> int:
             return do_get(argv, state)
         if "apply" in argv:
             return do_apply(argv, state)
+        if "delete" in argv:
+            return do_delete(argv, state)
     print(f"kubectl stand-in: unsupported call {argv}", file=sys.stderr)
     return 2
 
