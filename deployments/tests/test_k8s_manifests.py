@@ -25,10 +25,11 @@ from urllib.parse import urlparse
 import kubernetes_validate
 import pytest
 import yaml
+from tools.release import prune
 
+from meridian_catalog.scaffold import create_service
 from meridian_chassis.config import DEPENDENCY_SETTINGS, ConfigError, Settings, load_settings
 from meridian_testing.tls import make_ca
-from tools.release import prune
 
 Obj = dict[str, Any]
 
@@ -748,6 +749,39 @@ def test_config_change_renames_config_map_and_rolls_pods(
         assert without_config_refs(new) == without_config_refs(
             dep
         ), f"{name}: more than config changed"
+
+
+def required_secret_keys(rendered: tuple[Obj, ...], name: str) -> set[str]:
+    dep = next(o for o in rendered if o["kind"] == "Deployment" and o["metadata"]["name"] == name)
+    return {
+        variable["name"]
+        for variable in dep["spec"]["template"]["spec"]["containers"][0].get("env", [])
+        if "secretKeyRef" in variable.get("valueFrom", {})
+        and not variable["valueFrom"]["secretKeyRef"].get("optional", False)
+    }
+
+
+@pytest.mark.parametrize("overlay", ["staging", "production"])
+def test_a_service_requires_only_the_credentials_of_what_it_needs(
+    overlay: str, tmp_path: Path
+) -> None:
+    for directory in ("services", "deployments"):
+        shutil.copytree(Path.cwd() / directory, tmp_path / directory)
+    create_service(tmp_path, "ledger-audit", 9150, ["database"], lambda _: None)
+    create_service(tmp_path, "rate-feed", 9151, ["kafka"], lambda _: None)
+    rendered = render_tree(tmp_path / "deployments/k8s", overlay)
+    assert required_secret_keys(rendered, "ledger-audit") == {"DATABASE_URL"}
+    assert required_secret_keys(rendered, "rate-feed") == {
+        "KAFKA_SASL_USERNAME",
+        "KAFKA_SASL_PASSWORD",
+    }
+    assert required_secret_keys(rendered, "current-account") == {
+        "DATABASE_URL",
+        "REDIS_USERNAME",
+        "REDIS_PASSWORD",
+        "KAFKA_SASL_USERNAME",
+        "KAFKA_SASL_PASSWORD",
+    }
 
 
 # Stand-ins for the values of Secrets that an environment creates outside this

@@ -114,6 +114,18 @@ def k8s_services(catalog: Sequence[Declaration]) -> str:
     )
 
 
+# Which credentials a service's Deployment requires in staging and production
+# (components/backing-services-tls selects on these).
+USES_LABELS = {"redis": "meridian.io/uses-redis", "kafka": "meridian.io/uses-kafka"}
+
+
+def uses_labels(service: Declaration) -> str:
+    pairs = [
+        f'      {label}: "true"\n' for need, label in USES_LABELS.items() if need in service.needs
+    ]
+    return "  - pairs:\n" + "".join(pairs) if pairs else ""
+
+
 def k8s_service(service: Declaration) -> str:
     # The label is the only per-service input: service-template/naming derives names,
     # image and Secret from it.
@@ -128,6 +140,7 @@ def k8s_service(service: Declaration) -> str:
         + f"      app.kubernetes.io/name: {service.name}\n"
         + f"      app.kubernetes.io/instance: {service.name}\n"
         + "    includeSelectors: true\n"
+        + uses_labels(service)
         + "transformers:\n"
         + "  - ../../service-template/naming\n"
         + ("" if "database" in service.needs else "  - ../../service-template/without-database\n")
