@@ -761,8 +761,22 @@ def required_secret_keys(rendered: tuple[Obj, ...], name: str) -> set[str]:
     }
 
 
+def egress_ports(rendered: tuple[Obj, ...], name: str) -> set[tuple[str, int]]:
+    """Every port the NetworkPolicies let this service's pods reach, DNS excluded."""
+    dep = next(o for o in rendered if o["kind"] == "Deployment" and o["metadata"]["name"] == name)
+    labels = dep["spec"]["template"]["metadata"]["labels"]
+    ports: set[tuple[str, int]] = set()
+    for policy in (o for o in rendered if o["kind"] == "NetworkPolicy"):
+        if "Egress" in policy["spec"]["policyTypes"] and selects(
+            policy["spec"]["podSelector"], labels
+        ):
+            for rule in policy["spec"].get("egress", []):
+                ports |= ports_of(rule)
+    return ports - DNS_PORTS
+
+
 @pytest.mark.parametrize("overlay", ["staging", "production"])
-def test_a_service_requires_only_the_credentials_of_what_it_needs(
+def test_a_service_gets_only_the_credentials_and_egress_of_what_it_needs(
     overlay: str, tmp_path: Path
 ) -> None:
     for directory in ("services", "deployments"):
@@ -782,6 +796,12 @@ def test_a_service_requires_only_the_credentials_of_what_it_needs(
         "KAFKA_SASL_USERNAME",
         "KAFKA_SASL_PASSWORD",
     }
+    database = {("TCP", BACKING_SERVICE_PORTS["cockroachdb"])}
+    assert egress_ports(rendered, "ledger-audit") == database
+    kafka = egress_ports(rendered, "rate-feed")
+    assert kafka
+    assert not kafka & database
+    assert egress_ports(rendered, "current-account") == backing_service_ports(overlay)
 
 
 # Stand-ins for the values of Secrets that an environment creates outside this

@@ -114,16 +114,21 @@ def k8s_services(catalog: Sequence[Declaration]) -> str:
     )
 
 
-# Which credentials a service's Deployment requires in staging and production
-# (components/backing-services-tls selects on these).
-USES_LABELS = {"redis": "meridian.io/uses-redis", "kafka": "meridian.io/uses-kafka"}
+# What a service's pods use, from its service.yaml: staging and production require
+# only those credentials (components/backing-services-tls) and allow egress only to
+# those servers (components/production-policies).
+USES_LABELS = {
+    "database": "meridian.io/uses-database",
+    "redis": "meridian.io/uses-redis",
+    "kafka": "meridian.io/uses-kafka",
+}
 
 
 def uses_labels(service: Declaration) -> str:
     pairs = [
         f'      {label}: "true"\n' for need, label in USES_LABELS.items() if need in service.needs
     ]
-    return "  - pairs:\n" + "".join(pairs) if pairs else ""
+    return "  - pairs:\n" + "".join(pairs) + "    includeTemplates: true\n" if pairs else ""
 
 
 def k8s_service(service: Declaration) -> str:
