@@ -20,7 +20,8 @@ from meridian_devstack.stack import Process, StackFileError, load_stack
 
 DEFAULT_STACK = Path("deployments/local/processes.yaml")
 TAIL_LINES = 20
-WAITING_NOTE_SECONDS = 3.0
+# A normal start takes a few seconds: say nothing about it unless it takes longer.
+WAITING_NOTE_SECONDS = 5.0
 
 
 class StackError(Exception):
