@@ -25,11 +25,11 @@ from urllib.parse import urlparse
 import kubernetes_validate
 import pytest
 import yaml
-from tools.release import prune
 
 from meridian_catalog.scaffold import create_service
 from meridian_chassis.config import DEPENDENCY_SETTINGS, ConfigError, Settings, load_settings
 from meridian_testing.tls import make_ca
+from tools.release import prune
 
 Obj = dict[str, Any]
 
