@@ -124,6 +124,12 @@ class Places:
     def storage_conf(self) -> Path:
         return self.podman_state / "storage.conf"
 
+    @property
+    def containers_conf(self) -> Path:
+        """The service's copy of tools/images/containers.conf: it outlives the checkout
+        that started it, which other checkouts' builds share."""
+        return self.podman_state / "containers.conf"
+
     def docker_file(self, name: str) -> Path:
         if self.docker_state is None:
             raise EngineError("only root can run a Docker daemon of its own")
@@ -311,9 +317,12 @@ def start_podman(places: Places, env: Mapping[str, str], cli: str) -> dict[str, 
             "and run this again.",
         )
     settings = {
-        "CONTAINERS_CONF": str(CONTAINERS_CONF),
+        "CONTAINERS_CONF": str(places.containers_conf),
         "CONTAINERS_STORAGE_CONF": str(places.storage_conf),
     }
+    if alive(places.podman_pid) and podman_settings_changed(places):
+        say("restarting Podman's service: tools/images/containers.conf differs from its copy")
+        stop_engine(places.podman_pid)
     if not alive(places.podman_pid):
         driver = podman_driver(storage_setting(env), places.podman_storage)
         places.podman_state.mkdir(parents=True, exist_ok=True)
@@ -325,6 +334,7 @@ def start_podman(places: Places, env: Mapping[str, str], cli: str) -> dict[str, 
             f'runroot = "{places.podman_state}/storage-{driver}"\n'
             f'graphroot = "{places.podman_storage}/{driver}/storage"\n'
         )
+        places.containers_conf.write_text(CONTAINERS_CONF.read_text())
         places.podman_socket.unlink(missing_ok=True)
         say(
             f"starting Podman's Docker API on {places.podman_socket} "
@@ -490,9 +500,25 @@ def stop(places: Places) -> None:
         pid_files.insert(0, places.docker_file("dockerd.pid"))
     for pid_file in pid_files:
         if alive(pid_file):
-            os.killpg(int(pid_file.read_text().strip()), 15)
+            stop_engine(pid_file)
             say(f"stopped the engine of {pid_file}")
         pid_file.unlink(missing_ok=True)
+
+
+def stop_engine(pid_file: Path, seconds: float = 15) -> None:
+    """SIGTERM to the engine's process group (each runs in one of its own), then waits."""
+    os.killpg(int(pid_file.read_text().strip()), 15)
+    deadline = time.monotonic() + seconds
+    while alive(pid_file) and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+
+def podman_settings_changed(places: Places) -> bool:
+    """Whether the running service's settings are not this checkout's (or are gone)."""
+    try:
+        return places.containers_conf.read_text() != CONTAINERS_CONF.read_text()
+    except FileNotFoundError:
+        return True
 
 
 def main(argv: Sequence[str]) -> int:

@@ -120,3 +120,16 @@ def test_the_private_daemon_is_networkless_however_it_is_found(tmp_path: Path) -
     other = engine.docker_settings("/nonexistent/docker", "unix:///var/run/docker.sock", "", ours)
     assert (other["MERIDIAN_BUILD_NETWORK"], other["MERIDIAN_CONTAINER_NETWORK"]) == ("", "")
     assert other["DOCKER_BUILDKIT"] == "0", "a CLI that does not answer has no BuildKit"
+
+
+def test_podmans_settings_live_outside_the_checkout_that_started_it(tmp_path: Path) -> None:
+    """A shared service must not depend on a checkout that may be deleted; one started
+    with other settings (or by an older script, with none copied) is restarted."""
+    places = engine.Places(tmp_path / "state", tmp_path / "storage", None, None)
+    places.podman_state.mkdir()
+    assert not places.containers_conf.is_relative_to(engine.REPO_ROOT)
+    assert engine.podman_settings_changed(places)
+    places.containers_conf.write_text(engine.CONTAINERS_CONF.read_text())
+    assert not engine.podman_settings_changed(places)
+    places.containers_conf.write_text("[engine]\n")
+    assert engine.podman_settings_changed(places)
