@@ -27,9 +27,11 @@ import hashlib
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -373,6 +375,8 @@ def install(
         f"pants bootstrap: installing Pants into {layout.install_dir} with {python}",
         file=sys.stderr,
     )
+    # A daemon left by an earlier, failed attempt runs from the files about to go.
+    stop_pantsd(layout.build_root)
     shutil.rmtree(layout.install_dir, ignore_errors=True)
     layout.install_dir.mkdir(parents=True)
     starting: subprocess.Popen[bytes] | None = None
@@ -401,6 +405,23 @@ def start_pantsd(layout: Layout) -> subprocess.Popen[bytes]:
         cwd=layout.build_root,
         stdout=subprocess.DEVNULL,
     )
+
+
+def stop_pantsd(build_root: Path, seconds: float = 10) -> None:
+    """Stops this checkout's pantsd, found by the pid file Pants keeps in it."""
+    for pid_file in build_root.glob(".pids/*/pantsd/pid"):
+        try:
+            pid = int(pid_file.read_text().strip())
+            os.kill(pid, signal.SIGTERM)
+        except (OSError, ValueError):
+            continue
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except OSError:
+                break
+            time.sleep(0.1)
 
 
 def wants_pantsd(command: Sequence[str], env: Mapping[str, str]) -> bool:

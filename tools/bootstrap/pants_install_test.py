@@ -2,7 +2,9 @@
 protoc's repackaging, the settings file ./pants compares, and finding CPython 3.11."""
 
 import hashlib
+import signal
 import stat
+import subprocess
 import sys
 import zipfile
 from pathlib import Path
@@ -21,6 +23,7 @@ from tools.bootstrap.pants_install import (
     package_protoc,
     pants_rc,
     requirement_block,
+    stop_pantsd,
     wants_pantsd,
 )
 
@@ -149,3 +152,28 @@ def test_pantsd_starts_early_only_for_commands_that_use_it(
     command: list[str], env: dict[str, str], wanted: bool
 ) -> None:
     assert wants_pantsd(command, env) is wanted
+
+
+def test_a_reinstall_first_stops_the_checkouts_pantsd(tmp_path: Path) -> None:
+    """Its files are about to be replaced: left running, it would fail on its next run."""
+    daemon = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        pid_file = tmp_path / ".pids/3f2a/pantsd/pid"
+        pid_file.parent.mkdir(parents=True)
+        pid_file.write_text(f"{daemon.pid}\n")
+        # Our own child stays a zombie until waited for: don't wait for it to vanish.
+        stop_pantsd(tmp_path, seconds=0)
+        assert daemon.wait(timeout=5) == -signal.SIGTERM
+        assert other.poll() is None
+    finally:
+        for process in (daemon, other):
+            process.kill()
+            process.wait()
+
+
+def test_no_pantsd_is_nothing_to_stop(tmp_path: Path) -> None:
+    stop_pantsd(tmp_path)
+    (tmp_path / ".pids/x/pantsd").mkdir(parents=True)
+    (tmp_path / ".pids/x/pantsd/pid").write_text("not a pid\n")
+    stop_pantsd(tmp_path)
