@@ -147,10 +147,13 @@ def pip_command(python: str, scratch: Path) -> list[str]:
     return [str(venv / "bin/pip")]
 
 
+def install_uv_dir(cache_root: Path, uv_lock: Path) -> Path:
+    """Shared by every install with the same uv.txt."""
+    return cache_root / f"uv-{hashlib.sha256(uv_lock.read_bytes()).hexdigest()[:16]}"
+
+
 def install_uv(python: str, cache_root: Path, uv_lock: Path, env: Mapping[str, str]) -> Path:
-    """uv, in a directory shared by every install with the same uv.txt."""
-    digest = hashlib.sha256(uv_lock.read_bytes()).hexdigest()[:16]
-    uv_dir = cache_root / f"uv-{digest}"
+    uv_dir = install_uv_dir(cache_root, uv_lock)
     uv = uv_dir / "lib/bin/uv"
     if not (uv_dir / "ready").exists() or not uv.exists():
         shutil.rmtree(uv_dir, ignore_errors=True)
@@ -395,6 +398,8 @@ def install(
             if starting is not None:
                 starting.wait()
     layout.ready.touch()
+    uv_dir = install_uv_dir(cache_root, layout.uv_requirements)
+    remove_stale_installs(cache_root, keep={layout.install_dir.name, uv_dir.name})
 
 
 def start_pantsd(layout: Layout) -> subprocess.Popen[bytes]:
@@ -405,6 +410,57 @@ def start_pantsd(layout: Layout) -> subprocess.Popen[bytes]:
         cwd=layout.build_root,
         stdout=subprocess.DEVNULL,
     )
+
+
+# Each lock or installer change makes a new install (about 300 MB) beside the old ones.
+STALE_AFTER_DAYS = 30
+INSTALL_NAME = re.compile(r"(uv-)?[0-9a-f]{16}")
+
+
+def installs_in_use(cache_root: Path, proc: Path = Path("/proc")) -> set[str] | None:
+    """The installs under cache_root that a running process has files of mapped (a pantsd
+    maps Pants' native engine; its command line is its title, not its path). None where
+    that cannot be told: then nothing is removed."""
+    if not (proc / "self/maps").is_file():
+        return None
+    prefix = f"{cache_root}/"
+    used = set()
+    for maps in proc.glob("[0-9]*/maps"):
+        try:
+            text = maps.read_text(errors="replace")
+        except OSError:  # gone, or another user's: not using this user's cache
+            continue
+        for line in text.splitlines():
+            path = line.split(maxsplit=5)[-1] if line.count(" ") >= 5 else ""
+            if path.startswith(prefix):
+                used.add(path[len(prefix) :].split("/", 1)[0])
+    return used
+
+
+def stale_installs(cache_root: Path, keep: set[str], in_use: set[str], now: float) -> list[Path]:
+    """Installs other than `keep` made more than STALE_AFTER_DAYS ago that nothing runs
+    from; a checkout still on such a lock installs it again when next used."""
+    stale = []
+    for path in sorted(cache_root.iterdir()):
+        if not INSTALL_NAME.fullmatch(path.name) or path.name in keep | in_use:
+            continue
+        marker = path / "ready"
+        made = (marker if marker.exists() else path).stat().st_mtime
+        if now - made > STALE_AFTER_DAYS * 86400:
+            stale.append(path)
+    return stale
+
+
+def remove_stale_installs(cache_root: Path, keep: set[str]) -> None:
+    in_use = installs_in_use(cache_root)
+    if in_use is None:
+        return
+    for path in stale_installs(cache_root, keep, in_use, time.time()):
+        print(
+            f"pants bootstrap: removing {path}, unused and over {STALE_AFTER_DAYS} days old",
+            file=sys.stderr,
+        )
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def stop_pantsd(build_root: Path, seconds: float = 10) -> None:

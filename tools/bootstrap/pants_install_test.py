@@ -2,10 +2,12 @@
 protoc's repackaging, the settings file ./pants compares, and finding CPython 3.11."""
 
 import hashlib
+import os
 import signal
 import stat
 import subprocess
 import sys
+import time
 import zipfile
 from pathlib import Path
 
@@ -20,9 +22,11 @@ from tools.bootstrap.pants_install import (
     BootstrapError,
     Layout,
     find_python311,
+    installs_in_use,
     package_protoc,
     pants_rc,
     requirement_block,
+    stale_installs,
     stop_pantsd,
     wants_pantsd,
 )
@@ -177,3 +181,44 @@ def test_no_pantsd_is_nothing_to_stop(tmp_path: Path) -> None:
     (tmp_path / ".pids/x/pantsd").mkdir(parents=True)
     (tmp_path / ".pids/x/pantsd/pid").write_text("not a pid\n")
     stop_pantsd(tmp_path)
+
+
+def _install(root: Path, name: str, days_old: float, ready: bool = True) -> Path:
+    path = root / name
+    path.mkdir()
+    made = time.time() - days_old * 86400
+    if ready:
+        (path / "ready").touch()
+        os.utime(path / "ready", (made, made))
+    os.utime(path, (made, made))
+    return path
+
+
+def test_old_installs_nothing_runs_from_are_removed(tmp_path: Path) -> None:
+    current = _install(tmp_path, "0123456789abcdef", days_old=90)
+    old = _install(tmp_path, "1111111111111111", days_old=45)
+    running = _install(tmp_path, "2222222222222222", days_old=45)
+    recent = _install(tmp_path, "3333333333333333", days_old=3)
+    half_done = _install(tmp_path, "4444444444444444", days_old=40, ready=False)
+    old_uv = _install(tmp_path, "uv-5555555555555555", days_old=60)
+    _install(tmp_path, "uv-cache", days_old=90)  # uv's own cache: not an install
+    stale = stale_installs(tmp_path, keep={current.name}, in_use={running.name}, now=time.time())
+    assert stale == [old, half_done, old_uv]
+    assert recent not in stale
+
+
+def test_what_a_process_has_mapped_is_in_use(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    proc = tmp_path / "proc"
+    (proc / "self").mkdir(parents=True)
+    (proc / "self/maps").write_text("")
+    (proc / "41").mkdir()
+    engine = f"{cache}/2222222222222222/venv/lib/python3.9/site-packages/pants/engine/internals/native_engine.so"
+    (proc / "41/maps").write_text(
+        f"7f00-7f10 r-xp 00000000 08:01 1234   {engine}\n"
+        "7f10-7f20 rw-p 00000000 00:00 0\n"
+        "7f20-7f30 r--p 00000000 08:01 99   /usr/lib/libc.so.6\n"
+    )
+    assert installs_in_use(cache, proc) == {"2222222222222222"}
+    # Where processes' mappings cannot be read, nothing counts as unused.
+    assert installs_in_use(cache, tmp_path / "no-proc") is None
