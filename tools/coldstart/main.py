@@ -28,6 +28,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tools.bootstrap.housekeeping import stop_pantsd
+
 STACK_FILE = Path("deployments/local/processes.yaml")
 TARGET_SECONDS = 30.0
 
@@ -215,13 +217,6 @@ def run_until_ready(
         except subprocess.TimeoutExpired:
             os.killpg(child.pid, signal.SIGKILL)
             child.wait()
-
-
-def stop_pantsd(clone: Path) -> None:
-    """The clone's own pantsd, by the pid file Pants keeps in the clone."""
-    for pid_file in clone.glob(".pids/*/pantsd/pid"):
-        with contextlib.suppress(ValueError, ProcessLookupError, PermissionError):
-            os.kill(int(pid_file.read_text().strip()), signal.SIGTERM)
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
