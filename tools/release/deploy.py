@@ -282,6 +282,7 @@ def deploy(settings: DeploySettings, kubectl: Kubectl) -> None:
     state = DeployState(settings.environment, before)
     state.save(settings.state_file)
     failure: str | None = None
+    checked: list[dict[str, Any]] = []  # the rendered objects as the server has them
     try:
         with signals_raise():
             kubectl.apply(rendered, deadline)
@@ -294,13 +295,15 @@ def deploy(settings: DeploySettings, kubectl: Kubectl) -> None:
             say(f"rollouts started: {[str(ref) for ref in started] or 'none (nothing changed)'}")
             problems = kubectl.wait_rollouts(started, deadline) if started else []
             if not problems:
-                live = kubectl.live_objects(rendered, deadline)
+                checked = kubectl.live_objects(rendered, deadline)
                 services = {
                     (item["metadata"]["namespace"], item["metadata"]["name"]): item
-                    for item in live
+                    for item in checked
                     if item.get("kind") == "Service"
                 }
-                problems = smoke_check(kubectl, settings, deployments_of(live), services, deadline)
+                problems = smoke_check(
+                    kubectl, settings, deployments_of(checked), services, deadline
+                )
             if problems:
                 failure = "; ".join(problems)
     except SignalReceivedError as signal_name:
@@ -311,7 +314,7 @@ def deploy(settings: DeploySettings, kubectl: Kubectl) -> None:
         state.complete = True
         state.save(settings.state_file)
         say(f"{settings.environment} runs release {settings.manifest.commit}")
-        remove_leftovers(kubectl, rendered, deadline)
+        remove_leftovers(kubectl, checked, deadline)
         return
     say(f"FAILED: {failure}; rolling back")
     left = rollback(kubectl, state, settings.state_file, settings.rollback_seconds)
@@ -322,16 +325,15 @@ def deploy(settings: DeploySettings, kubectl: Kubectl) -> None:
     raise ReleaseError(f"deploy failed ({failure}); rolled back to the previous revisions")
 
 
-def remove_leftovers(kubectl: Kubectl, rendered: Path, deadline: Deadline) -> None:
+def remove_leftovers(kubectl: Kubectl, released: list[dict[str, Any]], deadline: Deadline) -> None:
+    """`released`: the release's objects as the server has them after the deploy."""
     try:
-        # The rendered objects as the server has them: every one exists after the apply.
-        objects = kubectl.live_objects(rendered, deadline)
         live: list[dict[str, Any]] = []
         replica_sets: list[dict[str, Any]] = []
-        for namespace, kinds in sorted(prune.prunable_kinds(objects).items()):
+        for namespace, kinds in sorted(prune.prunable_kinds(released).items()):
             live += kubectl.list_objects(namespace, sorted(kinds), deadline, prune.selector())
             replica_sets += kubectl.list_objects(namespace, ["ReplicaSet"], deadline)
-        leftovers = prune.leftovers(objects, live, replica_sets)
+        leftovers = prune.leftovers(released, live, replica_sets)
         for ref in leftovers:
             say(f"removing {ref}: no longer in the release")
             kubectl.delete(ref.kind, ref.namespace, ref.name, deadline)

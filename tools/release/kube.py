@@ -58,11 +58,7 @@ class Kubectl:
     def live_objects(self, rendered: Path, deadline: Deadline) -> list[dict[str, Any]]:
         """The objects of the rendered file that exist in the cluster, as the server has them."""
         text = self._run(["get", "-f", str(rendered), "--ignore-not-found", "-o", "json"], deadline)
-        if not text.strip():
-            return []
-        body = json.loads(text)
-        items = body.get("items") if body.get("kind") == "List" else [body]
-        return [item for item in items or [] if isinstance(item, dict)]
+        return _objects(text)
 
     def apply(self, rendered: Path, deadline: Deadline) -> None:
         # No --prune: the ConfigMaps of earlier releases (content-hashed names) stay, so a
@@ -75,9 +71,7 @@ class Kubectl:
         """Objects of the kinds in the namespace (with the label selector, if any)."""
         argv = ["-n", namespace, "get", ",".join(sorted(kind.lower() for kind in kinds))]
         argv += ["-l", selector] if selector else []
-        body = json.loads(self._run([*argv, "-o", "json"], deadline) or "{}")
-        items = body.get("items") if body.get("kind") == "List" else [body]
-        return [item for item in items or [] if isinstance(item, dict) and item]
+        return _objects(self._run([*argv, "-o", "json"], deadline))
 
     def delete(self, kind: str, namespace: str, name: str, deadline: Deadline) -> None:
         # --wait=false: the API server finishes it (a Deployment's pods, its ReplicaSets).
@@ -187,6 +181,15 @@ class Kubectl:
             except subprocess.TimeoutExpired:
                 child.kill()
                 child.wait()
+
+
+def _objects(text: str) -> list[dict[str, Any]]:
+    """The objects of `kubectl get -o json` output: a List's items, or the one object."""
+    if not text.strip():
+        return []
+    body = json.loads(text)
+    items = body.get("items") if body.get("kind") == "List" else [body]
+    return [item for item in items or [] if isinstance(item, dict) and item]
 
 
 def revision_of(deployment: dict[str, Any]) -> int | None:
