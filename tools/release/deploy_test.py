@@ -238,21 +238,27 @@ def assert_rolled_back(cluster: Cluster) -> None:
     assert state["complete"] is True
 
 
-def test_failed_rollout_rolls_back(released: tuple[Path, Cluster]) -> None:
+@pytest.mark.parametrize(
+    ("behaviour", "reason"),
+    [
+        pytest.param(
+            {f"{REPOSITORY}/alpha@{DIGEST_NEW}": "fail"},
+            "exceeded its progress deadline.*rolled back",
+            id="failed rollout",
+        ),
+        pytest.param(
+            {"stale_version": ["beta"]},
+            "beta: /version reports revision '000000000000'",
+            id="stale version",
+        ),
+    ],
+)
+def test_a_failed_deploy_rolls_back(
+    released: tuple[Path, Cluster], behaviour: dict[str, Any], reason: str
+) -> None:
     root, cluster = released
-    cluster.behave(**{f"{REPOSITORY}/alpha@{DIGEST_NEW}": "fail"})
-    with pytest.raises(ReleaseError, match="exceeded its progress deadline.*rolled back"):
-        deploy(
-            settings(root, manifest(COMMIT_NEW, dict.fromkeys(SERVICES, DIGEST_NEW))),
-            Kubectl(str(cluster.kubectl)),
-        )
-    assert_rolled_back(cluster)
-
-
-def test_stale_version_rolls_back(released: tuple[Path, Cluster]) -> None:
-    root, cluster = released
-    cluster.behave(stale_version=["beta"])
-    with pytest.raises(ReleaseError, match="beta: /version reports revision '000000000000'"):
+    cluster.behave(**behaviour)
+    with pytest.raises(ReleaseError, match=reason):
         deploy(
             settings(root, manifest(COMMIT_NEW, dict.fromkeys(SERVICES, DIGEST_NEW))),
             Kubectl(str(cluster.kubectl)),
