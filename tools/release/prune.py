@@ -113,9 +113,7 @@ def leftovers(
     wanted = {ref_of(item) for item in rendered}
     kinds = prunable_kinds(rendered)
     owned_live = {ref_of(item) for item in live if owned(item)}
-    candidates = {
-        ref for ref in owned_live if ref.kind in kinds.get(ref.namespace, set())
-    } - wanted
+    candidates = {ref for ref in owned_live if ref.kind in kinds.get(ref.namespace, set())} - wanted
     leaving_deployments = {ref for ref in candidates if ref.kind == "Deployment"}
     in_use = configmaps_in_use(replica_sets, leaving_deployments)
     stale = candidates - in_use
