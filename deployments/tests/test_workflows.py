@@ -413,13 +413,15 @@ def test_deploy_timeouts_cover_deadline_and_rollback() -> None:
         assert deploy_step["with"]["rollback-seconds"] == "${{ env.ROLLBACK_SECONDS }}"
         cancelled = [s for s in job["steps"] if s.get("if") == "cancelled()"]
         assert len(cancelled) == 1, f"{path}:{name}: a cancelled() step finishes the rollback"
-        assert "tools.release rollback --state" in cancelled[0]["run"]
+        # exec: the runner signals and kills only the step's own process.
+        assert "exec python3 -m tools.release rollback --state" in cancelled[0]["run"]
         assert cancelled[0]["timeout-minutes"] * 60 > rollback
 
 
 def test_deploy_action_uses_the_release_tool() -> None:
     text = DEPLOY_ACTION.read_text()
-    assert "python3 -m tools.release deploy" in text
+    # exec: on cancel the runner signals and then kills only the step's own process.
+    assert "exec python3 -m tools.release deploy" in text
     assert "--prune" not in text, "pruning would delete the ConfigMaps a rollback needs"
     assert not Path(".github/scripts/deploy.sh").exists()
 

@@ -33,7 +33,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from tools.release import prune, render
+from tools.release import lock, prune, render
 from tools.release.affected import all_services
 from tools.release.buildinfo import RELEASE_TAG
 from tools.release.errors import ReleaseError
@@ -270,6 +270,11 @@ def deploy(settings: DeploySettings, kubectl: Kubectl) -> None:
     """Deploys the manifest, or rolls back and raises ReleaseError saying why."""
     overlay = check_inputs(settings)
     deadline = Deadline(settings.deadline_seconds, f"deploy to {settings.environment}")
+    with lock.held(settings.state_file, deadline.left(), "deploy"):
+        _deploy(settings, overlay, kubectl, deadline)
+
+
+def _deploy(settings: DeploySettings, overlay: Path, kubectl: Kubectl, deadline: Deadline) -> None:
     workdir = Path(tempfile.mkdtemp(prefix=f"meridian-deploy-{settings.environment}-"))
     render.write(overlay, workdir / "release", settings.manifest, settings.release_version)
     rendered = workdir / "rendered.yaml"
@@ -345,6 +350,13 @@ def remove_leftovers(kubectl: Kubectl, released: list[dict[str, Any]], deadline:
 
 def rollback_from_state(state_file: Path, kubectl: Kubectl, seconds: float) -> None:
     """The rollback of a deploy process that was killed before it could roll back itself."""
+    started = time.monotonic()
+    # One budget for both: waiting for the killed deploy's children, then the rollback.
+    with lock.held(state_file, seconds, "rollback"):
+        _rollback_from_state(state_file, kubectl, seconds - (time.monotonic() - started))
+
+
+def _rollback_from_state(state_file: Path, kubectl: Kubectl, seconds: float) -> None:
     if not state_file.exists():
         say(f"{state_file} does not exist: the deploy applied nothing; nothing to roll back")
         return

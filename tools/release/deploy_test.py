@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 import tools.release.__main__ as cli
 from tools.release import kubectl_standin
@@ -42,6 +43,8 @@ SERVICES = ("alpha", "beta")
 DIGEST_OLD = "sha256:" + "1" * 64
 DIGEST_NEW = "sha256:" + "2" * 64
 REPOSITORY = "registry.example/meridian"
+REPO_ROOT = Path(cli.__file__).resolve().parents[2]
+BASH = shutil.which("bash") or "/bin/bash"
 COMMIT_OLD = "a" * 40
 COMMIT_NEW = "b" * 40
 
@@ -514,3 +517,154 @@ def test_what_the_release_does_not_own_is_never_removed(released: tuple[Path, Cl
     deleted = {call[4] for call in cluster.calls("delete")}
     assert deleted
     assert not deleted & {"alpha-credentials", "notes"}
+
+
+def step_script(workflow: Path, *path: str | int) -> str:
+    """The `run:` text of a step, found by its path in the workflow's YAML."""
+    node: Any = yaml.safe_load((REPO_ROOT / workflow).read_text())
+    for key in path:
+        if isinstance(key, str) and isinstance(node, list):
+            node = next(item for item in node if item.get("name") == key)
+        else:
+            node = node[key]
+    return str(node["run"])
+
+
+class Runner:
+    """Runs workflow steps as GitHub's runner does: `bash --noprofile --norc -eo pipefail
+    FILE`, `python3` and `kubectl` from PATH (here: this test's repository and the
+    stand-in). On cancel it signals only the step's process, SIGINT, then SIGTERM, then
+    SIGKILL (actions/runner ProcessInvoker), never its process group."""
+
+    def __init__(self, root: Path, cluster: Cluster) -> None:
+        self.root = root
+        bin_dir = root / "bin"
+        bin_dir.mkdir(exist_ok=True)
+        code = (
+            f"import sys; from pathlib import Path; import {cli.__name__} as cli; "
+            f"cli.REPO = Path({str(root)!r}); sys.exit(cli.main(sys.argv[1:]))"
+        )
+        # `python3 -m tools.release ARGS` runs the tool on this test's repository; each
+        # exec keeps the process id, as on the runner.
+        (bin_dir / "python3").write_text(
+            f'#!/bin/sh\nshift 2\nexec \'{sys.executable}\' -c "{code}" "$@"\n'
+        )
+        (bin_dir / "python3").chmod(0o755)
+        shutil.copy(cluster.kubectl, bin_dir / "kubectl")
+        (root / "runner-temp").mkdir(exist_ok=True)
+        self.env = {
+            **os.environ,
+            "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+            "PYTHONPATH": os.pathsep.join(sys.path),
+            "RUNNER_TEMP": str(root / "runner-temp"),
+            "GITHUB_STEP_SUMMARY": str(root / "summary.md"),
+        }
+
+    def start(self, script: str, **env: str) -> subprocess.Popen[str]:
+        path = self.root / f"step-{time.monotonic_ns()}.sh"
+        path.write_text(script)
+        return subprocess.Popen(
+            [BASH, "--noprofile", "--norc", "-eo", "pipefail", str(path)],
+            cwd=self.root,
+            env={**self.env, **env},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+
+
+def alive(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "\nState:\tZ" not in status
+
+
+DEPLOY_STEP = (
+    ".github/actions/deploy/action.yml",
+    "runs",
+    "steps",
+    "Deploy, verify, roll back on failure",
+)
+CANCEL_STEP = (
+    ".github/workflows/ci.yml",
+    "jobs",
+    "staging",
+    "steps",
+    "Roll back a cancelled deploy",
+)
+
+
+def start_deploy_step(root: Path, cluster: Cluster, runner: Runner) -> subprocess.Popen[str]:
+    release = root / "manifest.json"
+    manifest(COMMIT_NEW, dict.fromkeys(SERVICES, DIGEST_NEW)).write(release)
+    cluster.behave(**{f"{REPOSITORY}/alpha@{DIGEST_NEW}": "hang"})
+    step = runner.start(
+        step_script(Path(DEPLOY_STEP[0]), *DEPLOY_STEP[1:]),
+        ENVIRONMENT="staging",
+        MANIFEST=str(release),
+        DEADLINE="300",
+        ROLLBACK="120",
+        VERSION="",
+    )
+    for _ in range(1200):
+        if cluster.calls("status"):
+            return step
+        time.sleep(0.1)
+    step.kill()
+    pytest.fail(f"the deploy step never waited for a rollout: {step.communicate()[0]}")
+
+
+def test_cancelled_runner_step_is_rolled_back_once_the_deploy_is_gone(
+    released: tuple[Path, Cluster],
+) -> None:
+    root, cluster = released
+    runner = Runner(root, cluster)
+    step = start_deploy_step(root, cluster, runner)
+    # The rollback's own wait hangs too, so the runner's kill lands in the middle of it.
+    body = cluster.read()
+    body["behaviour"][f"{REPOSITORY}/alpha@{DIGEST_OLD}"] = "hang"
+    cluster.state.write_text(json.dumps(body))
+    state_file = root / "runner-temp/deploy-state.json"
+    step.send_signal(signal.SIGINT)
+    for _ in range(1200):
+        if len(json.loads(state_file.read_text())["undone"]) == 2:
+            break
+        time.sleep(0.1)
+    step.send_signal(signal.SIGTERM)
+    time.sleep(1)
+    assert step.poll() is None, "SIGTERM must not stop a rollback half-way"
+    step.kill()  # SIGKILL to the step's process only
+    output, _ = step.communicate()
+    assert "SIGINT received" in output
+    deploy_children = cluster.read()["pids"]
+    cluster.behave()
+
+    rollback = runner.start(step_script(Path(CANCEL_STEP[0]), *CANCEL_STEP[1:]), ROLLBACK="60")
+    output, _ = rollback.communicate(timeout=120)
+    assert rollback.returncode == 0, output
+    # The killed deploy's kubectl calls (rollout waits that would have run for minutes)
+    # died with it.
+    assert not [pid for pid in deploy_children if alive(pid)]
+    # Each undo was issued once (by the deploy); the rollback step only waited for them.
+    assert not cluster.calls("undo")
+    assert {call[-2] for call in cluster.calls("status")} == {"deployment/alpha", "deployment/beta"}
+    assert json.loads(state_file.read_text())["complete"] is True
+    for name in SERVICES:
+        assert template_image(cluster.deployment(name)) == f"{REPOSITORY}/{name}@{DIGEST_OLD}"
+
+
+def test_rollback_waits_while_the_deploy_runs(released: tuple[Path, Cluster]) -> None:
+    root, cluster = released
+    runner = Runner(root, cluster)
+    step = start_deploy_step(root, cluster, runner)
+    try:
+        rollback = runner.start(step_script(Path(CANCEL_STEP[0]), *CANCEL_STEP[1:]), ROLLBACK="3")
+        output, _ = rollback.communicate(timeout=60)
+    finally:
+        step.kill()
+        step.communicate()
+    assert rollback.returncode == 1, output
+    assert "deploy-state.json.lock is still locked after 3 s" in output
+    assert not cluster.calls("undo"), "the rollback acted while the deploy was running"

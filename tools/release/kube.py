@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from tools.release.errors import ReleaseError
-from tools.release.process import run
+from tools.release.process import popen, run
 
 REVISION_ANNOTATION = "deployment.kubernetes.io/revision"
 _FORWARDING = re.compile(r"Forwarding from 127\.0\.0\.1:(\d+)")
@@ -111,7 +111,7 @@ class Kubectl:
         """Waits for every rollout at once; the problems (empty when all completed)."""
         seconds = max(1, int(deadline.left()))
         children = {
-            deployment: subprocess.Popen(
+            deployment: popen(
                 [
                     self.executable,
                     "-n",
@@ -120,10 +120,7 @@ class Kubectl:
                     "status",
                     f"deployment/{deployment.name}",
                     f"--timeout={seconds}s",
-                ],
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
+                ]
             )
             for deployment in deployments
         }
@@ -151,11 +148,8 @@ class Kubectl:
     ) -> Iterator[int]:
         """A local port forwarded to the Service through the API server (works under
         default-deny network policies, needs nothing in the cluster)."""
-        child = subprocess.Popen(
-            [self.executable, "-n", namespace, "port-forward", f"service/{service}", f":{port}"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
+        child = popen(
+            [self.executable, "-n", namespace, "port-forward", f"service/{service}", f":{port}"]
         )
         if child.stdout is None:
             raise ReleaseError("port-forward started without an output pipe")

@@ -243,6 +243,7 @@ def do_port_forward(argv: list[str]) -> int:
 def main(argv: list[str]) -> int:
     with cluster() as state:
         state["calls"].append(argv)
+        state.setdefault("pids", []).append(os.getpid())
     if argv[0] == "kustomize":
         real = os.environ["STANDIN_REAL_KUBECTL"]
         os.execv(real, ["kubectl", *argv])  # noqa: S606 - the real kubectl renders
