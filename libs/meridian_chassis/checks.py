@@ -20,18 +20,24 @@ class Check:
 
 @dataclass(frozen=True)
 class CheckResult:
+    """`outcome` is what /health/ready may say (ok, failed, timed out); `detail` carries
+    the error text (internal hosts, users, ports) and goes to the service log only."""
+
     name: str
     ok: bool
     detail: str
+    outcome: str = "ok"
 
 
 async def _run_one(check: Check, timeout: float) -> CheckResult:
     try:
         await asyncio.wait_for(check.probe(), timeout)
     except TimeoutError:
-        return CheckResult(check.name, ok=False, detail=f"no answer within {timeout:g}s")
+        detail = f"no answer within {timeout:g}s"
+        return CheckResult(check.name, ok=False, detail=detail, outcome="timed out")
     except Exception as error:  # any failure means "not ready": report it
-        return CheckResult(check.name, ok=False, detail=f"{type(error).__name__}: {error}")
+        detail = f"{type(error).__name__}: {error}"
+        return CheckResult(check.name, ok=False, detail=detail, outcome="failed")
     return CheckResult(check.name, ok=True, detail="ok")
 
 

@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping
 from typing import TypeVar
 from urllib.parse import urlsplit
 
+from meridian_chassis.redaction import mask_url, url_secrets
 from meridian_chassis.transport import TransportSecurity, read_transport_security
 
 T = TypeVar("T")
@@ -19,6 +20,16 @@ DEPENDENCY_SETTINGS = {
     "kafka": "KAFKA_BOOTSTRAP_SERVERS",
 }
 ALL_INTERFACES = "0.0.0.0"  # noqa: S104 - services listen on the pod network
+# Settings that carry credentials: each may come from a file instead (NAME_FILE).
+FILE_SETTINGS = (
+    "DATABASE_URL",
+    "REDIS_URL",
+    "REDIS_USERNAME",
+    "REDIS_PASSWORD",
+    "KAFKA_SASL_USERNAME",
+    "KAFKA_SASL_PASSWORD",
+)
+MAX_SECRET_FILE_BYTES = 64 * 1024
 _HOST_PORT = re.compile(r"^(?P<host>\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):(?P<port>\d{1,5})$")
 
 
@@ -30,13 +41,17 @@ class ConfigError(Exception):
         super().__init__("invalid configuration:\n" + "\n".join(f"  - {p}" for p in problems))
 
 
+class OutOfRangeError(ValueError):
+    """A well-formed value outside the setting's bounds."""
+
+
 @dataclasses.dataclass(frozen=True)
 class Settings:
     host: str
     port: int
     log_level: str
-    database_url: str | None
-    redis_url: str | None
+    database_url: str | None = dataclasses.field(repr=False)
+    redis_url: str | None = dataclasses.field(repr=False)
     kafka_bootstrap_servers: tuple[str, ...]
     readiness_timeout_seconds: float
     readiness_cache_seconds: float
@@ -46,26 +61,52 @@ class Settings:
     access_log_probes: bool = False
     security: TransportSecurity = dataclasses.field(default_factory=TransportSecurity)
 
+    def secrets(self) -> list[str]:
+        """Every secret value these settings hold, for masking in logs."""
+        return [
+            *url_secrets(self.database_url),
+            *url_secrets(self.redis_url),
+            self.security.redis.password or "",
+            self.security.kafka.sasl_password or "",
+        ]
+
+
+_DIGITS = re.compile(r"^[0-9]+$")
+# Plain decimal notation only: float() would also take inf, nan, 1e9 and 1_0.
+_DECIMAL = re.compile(r"^[0-9]+(\.[0-9]+)?$")
+
+
+def _integer(low: int, high: int) -> Callable[[str], int]:
+    def parse(value: str) -> int:
+        if not _DIGITS.match(value):
+            raise ValueError
+        number = int(value)
+        if not low <= number <= high:
+            raise OutOfRangeError
+        return number
+
+    return parse
+
+
+def _seconds(high: float, zero_allowed: bool) -> Callable[[str], float]:
+    def parse(value: str) -> float:
+        if not _DECIMAL.match(value):
+            raise ValueError
+        number = float(value)
+        if number > high or (number == 0 and not zero_allowed):
+            raise OutOfRangeError
+        return number
+
+    return parse
+
+
+def _seconds_form(high: float, zero_allowed: bool) -> str:
+    low = "from 0" if zero_allowed else "above 0"
+    return f"a number of seconds {low} to {high:g}, like 2.5"
+
 
 def _port(value: str) -> int:
-    number = int(value)
-    if not 1 <= number <= 65535:
-        raise ValueError
-    return number
-
-
-def _positive_float(value: str) -> float:
-    number = float(value)
-    if not number > 0:
-        raise ValueError
-    return number
-
-
-def _non_negative_float(value: str) -> float:
-    number = float(value)
-    if not number >= 0:
-        raise ValueError
-    return number
+    return _integer(1, 65535)(value)
 
 
 def _flag(value: str) -> bool:
@@ -87,7 +128,12 @@ def _url(*schemes: str) -> Callable[[str], str]:
         parts = urlsplit(value)
         if parts.scheme not in schemes or not parts.hostname:
             raise ValueError
-        _ = parts.port  # raises ValueError for a non-numeric or out-of-range port
+        host_port = parts.netloc.rpartition("@")[2]
+        if host_port.startswith("["):
+            host_port = host_port.partition("]")[2]
+        if ":" in host_port:
+            # Digits only: urlsplit's own port parsing takes "8_0" and "+80".
+            _integer(1, 65535)(host_port.rpartition(":")[2])
         return value
 
     return parse
@@ -110,18 +156,60 @@ class _Reader:
         self.problems: list[str] = []
 
     def read(
-        self, name: str, parse: Callable[[str], T], expected: str, default: T, required: bool
+        self,
+        name: str,
+        parse: Callable[[str], T],
+        expected: str,
+        default: T,
+        required: bool = False,
+        secret: bool = False,
     ) -> T:
         raw = self.environ.get(name, "").strip()
         if not raw:
             if required:
                 self.problems.append(f"{name} is required; expected {expected}")
             return default
+        shown = mask_url(raw) if secret else raw
         try:
             return parse(raw)
+        except OutOfRangeError:
+            self.problems.append(f"{name}={shown!r} is out of range; expected {expected}")
         except ValueError:
-            self.problems.append(f"{name}={raw!r} is malformed; expected {expected}")
-            return default
+            self.problems.append(f"{name}={shown!r} is malformed; expected {expected}")
+        return default
+
+    def seconds(self, name: str, default: float, high: float, zero_allowed: bool) -> float:
+        parse = _seconds(high, zero_allowed)
+        return self.read(name, parse, _seconds_form(high, zero_allowed), default)
+
+    def integer(self, name: str, default: int, low: int, high: int, unit: str) -> int:
+        expected = f"a whole number of {unit} from {low} to {high}"
+        return self.read(name, _integer(low, high), expected, default)
+
+
+def _with_secret_files(environ: Mapping[str, str]) -> tuple[dict[str, str], list[str]]:
+    """`NAME_FILE=path` sets NAME to the file's content (a mounted Secret's key), for the
+    settings that carry credentials; setting both NAME and NAME_FILE is an error."""
+    resolved, problems = dict(environ), []
+    for name in FILE_SETTINGS:
+        path = environ.get(f"{name}_FILE", "").strip()
+        if not path:
+            continue
+        if environ.get(name, "").strip():
+            problems.append(f"{name} and {name}_FILE are both set; set one of them")
+            continue
+        try:
+            with open(path, encoding="utf-8") as handle:
+                resolved[name] = handle.read(MAX_SECRET_FILE_BYTES + 1).strip()
+        except (OSError, UnicodeDecodeError) as error:
+            reason = getattr(error, "strerror", None) or "not UTF-8 text"
+            problems.append(
+                f"{name}_FILE={path!r} is not readable ({reason}); expected a file holding {name}"
+            )
+            continue
+        if len(resolved[name]) > MAX_SECRET_FILE_BYTES:
+            problems.append(f"{name}_FILE={path!r} is over {MAX_SECRET_FILE_BYTES} bytes")
+    return resolved, problems
 
 
 def load_settings(environ: Mapping[str, str], required: frozenset[str] = frozenset()) -> Settings:
@@ -131,52 +219,42 @@ def load_settings(environ: Mapping[str, str], required: frozenset[str] = frozens
         raise ValueError(
             f"unknown dependencies {sorted(unknown)}; known: {sorted(DEPENDENCY_SETTINGS)}"
         )
+    environ, file_problems = _with_secret_files(environ)
     reader = _Reader(environ)
+    reader.problems.extend(file_problems)
     settings = Settings(
-        host=reader.read(
-            "HOST", str, "an interface address such as 0.0.0.0", ALL_INTERFACES, False
-        ),
-        port=reader.read("PORT", _port, "an integer from 1 to 65535", 8080, False),
-        log_level=reader.read(
-            "LOG_LEVEL", _log_level, "one of " + ", ".join(LOG_LEVELS), "INFO", False
-        ),
+        host=reader.read("HOST", str, "an interface address such as 0.0.0.0", ALL_INTERFACES),
+        port=reader.read("PORT", _port, "an integer from 1 to 65535", 8080),
+        log_level=reader.read("LOG_LEVEL", _log_level, "one of " + ", ".join(LOG_LEVELS), "INFO"),
         database_url=reader.read(
             "DATABASE_URL",
             _url("postgresql", "postgres", "cockroachdb"),
             "a URL like postgresql://user@host:26257/dbname",
             None,
-            "database" in required,
+            required="database" in required,
+            secret=True,
         ),
         redis_url=reader.read(
             "REDIS_URL",
             _url("redis", "rediss"),
             "a URL like redis://host:6379/0",
             None,
-            "redis" in required,
+            required="redis" in required,
+            secret=True,
         ),
         kafka_bootstrap_servers=reader.read(
             "KAFKA_BOOTSTRAP_SERVERS",
             _bootstrap_servers,
             "comma-separated host:port pairs like kafka:9092",
             (),
-            "kafka" in required,
+            required="kafka" in required,
         ),
-        readiness_timeout_seconds=reader.read(
-            "READINESS_TIMEOUT_SECONDS", _positive_float, "a number of seconds > 0", 1.0, False
-        ),
-        readiness_cache_seconds=reader.read(
-            "READINESS_CACHE_SECONDS", _non_negative_float, "a number of seconds >= 0", 1.0, False
-        ),
-        shutdown_delay_seconds=reader.read(
-            "SHUTDOWN_DELAY_SECONDS", _non_negative_float, "a number of seconds >= 0", 0.0, False
-        ),
-        shutdown_grace_seconds=reader.read(
-            "SHUTDOWN_GRACE_SECONDS", _positive_float, "a number of seconds > 0", 10.0, False
-        ),
-        reload=reader.read("MERIDIAN_RELOAD", _flag, "1, 0, true or false", False, False),
-        access_log_probes=reader.read(
-            "ACCESS_LOG_PROBES", _flag, "1, 0, true or false", False, False
-        ),
+        readiness_timeout_seconds=reader.seconds("READINESS_TIMEOUT_SECONDS", 1.0, 60, False),
+        readiness_cache_seconds=reader.seconds("READINESS_CACHE_SECONDS", 1.0, 60, True),
+        shutdown_delay_seconds=reader.seconds("SHUTDOWN_DELAY_SECONDS", 0.0, 300, True),
+        shutdown_grace_seconds=reader.seconds("SHUTDOWN_GRACE_SECONDS", 10.0, 300, False),
+        reload=reader.read("MERIDIAN_RELOAD", _flag, "1, 0, true or false", False),
+        access_log_probes=reader.read("ACCESS_LOG_PROBES", _flag, "1, 0, true or false", False),
     )
     security, problems = read_transport_security(environ, settings.database_url, settings.redis_url)
     settings = dataclasses.replace(settings, security=security)

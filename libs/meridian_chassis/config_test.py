@@ -43,16 +43,25 @@ def test_missing_required_dependency_names_the_variable_and_form() -> None:
     ("name", "value", "expected"),
     [
         ("PORT", "http", "an integer from 1 to 65535"),
-        ("PORT", "70000", "an integer from 1 to 65535"),
+        ("PORT", "8_0_9_9", "an integer from 1 to 65535"),
+        ("PORT", "+8099", "an integer from 1 to 65535"),
+        ("PORT", "\uff18\uff10\uff19\uff19", "an integer from 1 to 65535"),
         ("LOG_LEVEL", "LOUD", "one of DEBUG, INFO"),
         ("DATABASE_URL", "mysql://db/ledger", "a URL like postgresql://"),
         ("DATABASE_URL", "postgresql://db:port/ledger", "a URL like postgresql://"),
+        ("DATABASE_URL", "postgresql://db:5_432/ledger", "a URL like postgresql://"),
         ("REDIS_URL", "cache:6379", "a URL like redis://"),
+        ("REDIS_URL", "redis://cache:+6379/0", "a URL like redis://"),
         ("KAFKA_BOOTSTRAP_SERVERS", "kafka", "comma-separated host:port pairs"),
         ("KAFKA_BOOTSTRAP_SERVERS", "kafka:99999", "comma-separated host:port pairs"),
-        ("SHUTDOWN_GRACE_SECONDS", "-1", "a number of seconds > 0"),
-        ("SHUTDOWN_DELAY_SECONDS", "soon", "a number of seconds >= 0"),
-        ("READINESS_TIMEOUT_SECONDS", "0", "a number of seconds > 0"),
+        ("SHUTDOWN_GRACE_SECONDS", "-1", "a number of seconds above 0 to 300"),
+        ("SHUTDOWN_GRACE_SECONDS", "inf", "a number of seconds above 0 to 300"),
+        ("SHUTDOWN_GRACE_SECONDS", "nan", "a number of seconds above 0 to 300"),
+        ("SHUTDOWN_GRACE_SECONDS", "1e3", "a number of seconds above 0 to 300"),
+        ("SHUTDOWN_DELAY_SECONDS", "soon", "a number of seconds from 0 to 300"),
+        ("SHUTDOWN_DELAY_SECONDS", "Infinity", "a number of seconds from 0 to 300"),
+        ("READINESS_TIMEOUT_SECONDS", "1_0", "a number of seconds above 0 to 60"),
+        ("READINESS_CACHE_SECONDS", "inf", "a number of seconds from 0 to 60"),
     ],
 )
 def test_malformed_value_names_the_variable_and_form(name: str, value: str, expected: str) -> None:
@@ -62,10 +71,123 @@ def test_malformed_value_names_the_variable_and_form(name: str, value: str, expe
     assert problem.startswith(f"{name}={value!r} is malformed; expected {expected}")
 
 
+@pytest.mark.parametrize(
+    ("name", "value", "expected"),
+    [
+        ("PORT", "0", "an integer from 1 to 65535"),
+        ("PORT", "70000", "an integer from 1 to 65535"),
+        ("READINESS_TIMEOUT_SECONDS", "0", "a number of seconds above 0 to 60"),
+        ("READINESS_TIMEOUT_SECONDS", "61", "a number of seconds above 0 to 60"),
+        ("READINESS_CACHE_SECONDS", "3600", "a number of seconds from 0 to 60"),
+        ("SHUTDOWN_DELAY_SECONDS", "300.5", "a number of seconds from 0 to 300"),
+        ("SHUTDOWN_GRACE_SECONDS", "0.0", "a number of seconds above 0 to 300"),
+        ("SHUTDOWN_GRACE_SECONDS", "99999999999999999999999", "a number of seconds above 0"),
+    ],
+)
+def test_out_of_range_value_names_the_variable_and_bounds(
+    name: str, value: str, expected: str
+) -> None:
+    with pytest.raises(ConfigError) as error:
+        load_settings({**GOOD, name: value}, ALL)
+    [problem] = error.value.problems
+    assert problem.startswith(f"{name}={value!r} is out of range; expected {expected}")
+
+
+def test_bounds_are_inclusive() -> None:
+    env = {
+        **GOOD,
+        "PORT": "65535",
+        "SHUTDOWN_DELAY_SECONDS": "0",
+        "SHUTDOWN_GRACE_SECONDS": "300",
+        "READINESS_CACHE_SECONDS": "0",
+        "READINESS_TIMEOUT_SECONDS": "0.05",
+    }
+    settings = load_settings(env, ALL)
+    assert (settings.port, settings.shutdown_grace_seconds) == (65535, 300.0)
+    assert settings.readiness_timeout_seconds == 0.05
+
+
 def test_reports_every_problem_at_once() -> None:
     with pytest.raises(ConfigError) as error:
         load_settings({"PORT": "x", "LOG_LEVEL": "y"}, frozenset({"redis"}))
     assert len(error.value.problems) == 3
+
+
+def test_non_finite_numbers_are_reported_with_every_other_problem() -> None:
+    env = {
+        "PORT": "8_0_9_9",
+        "SHUTDOWN_GRACE_SECONDS": "inf",
+        "SHUTDOWN_DELAY_SECONDS": "inf",
+        "READINESS_CACHE_SECONDS": "inf",
+        "DATABASE_URL": "postgresql://app:S3cretP4ss@db:notaport/ledger",
+    }
+    with pytest.raises(ConfigError) as error:
+        load_settings(env, frozenset({"database"}))
+    names = [problem.split("=", 1)[0] for problem in error.value.problems]
+    assert names == [
+        "PORT",
+        "DATABASE_URL",
+        "READINESS_CACHE_SECONDS",
+        "SHUTDOWN_DELAY_SECONDS",
+        "SHUTDOWN_GRACE_SECONDS",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "shown"),
+    [
+        (
+            "DATABASE_URL",
+            "postgresql://app:S3cretP4ss@db:notaport/ledger",
+            "postgresql://app:***@db:notaport/ledger",
+        ),
+        ("DATABASE_URL", "postgresql://app:S3cret/P4ss@db:x/l", "postgresql://app:***@db:x/l"),
+        (
+            "DATABASE_URL",
+            "postgresql://db:x/ledger?user=app&password=S3cretP4ss",
+            "postgresql://db:x/ledger?user=app&password=***",
+        ),
+        ("REDIS_URL", "redis://:S3cretP4ss@cache:port/0", "redis://:***@cache:port/0"),
+        ("REDIS_URL", "cache:S3cretP4ss@host", "cache:***@host"),
+    ],
+)
+def test_malformed_urls_are_shown_without_their_password(name: str, value: str, shown: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        load_settings({**GOOD, name: value}, ALL)
+    assert "S3cret" not in str(error.value)
+    assert f"{name}={shown!r} is malformed" in str(error.value)
+
+
+def test_secrets_are_listed_for_masking_and_kept_out_of_repr() -> None:
+    env = {**GOOD, "DATABASE_URL": "postgresql://app:S3cret%2FP4ss@db:26257/ledger"}
+    settings = load_settings(env, ALL)
+    assert {"S3cret%2FP4ss", "S3cret/P4ss"} <= set(settings.secrets())
+    assert "S3cret" not in repr(settings)
+
+
+def test_a_credential_can_come_from_a_file(tmp_path: Path) -> None:
+    url_file = tmp_path / "database-url"
+    url_file.write_text("postgresql://app:S3cretP4ss@db:26257/ledger\n")
+    env = {**GOOD, "DATABASE_URL": "", "DATABASE_URL_FILE": str(url_file)}
+    settings = load_settings(env, ALL)
+    assert settings.database_url == "postgresql://app:S3cretP4ss@db:26257/ledger"
+
+
+def test_credential_file_problems_are_reported(tmp_path: Path) -> None:
+    password = tmp_path / "password"
+    password.write_text("S3cretP4ss")
+    env = {
+        **GOOD,
+        "DATABASE_URL_FILE": str(password),
+        "REDIS_PASSWORD_FILE": str(tmp_path / "missing"),
+    }
+    with pytest.raises(ConfigError) as error:
+        load_settings(env, ALL)
+    assert error.value.problems == [
+        "DATABASE_URL and DATABASE_URL_FILE are both set; set one of them",
+        f"REDIS_PASSWORD_FILE='{tmp_path}/missing' is not readable (No such file or directory); "
+        "expected a file holding REDIS_PASSWORD",
+    ]
 
 
 def test_unknown_dependency_is_a_programming_error() -> None:

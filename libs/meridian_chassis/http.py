@@ -47,7 +47,7 @@ def create_app(
         healthy = all(result.ok for result in results)
         body = {
             "status": "ready" if healthy else "not ready",
-            "checks": {r.name: {"ok": r.ok, "detail": r.detail} for r in results},
+            "checks": {r.name: {"ok": r.ok, "detail": r.outcome} for r in results},
         }
         return JSONResponse(body, status_code=200 if healthy else 503)
 
@@ -85,7 +85,7 @@ def create_app(
                 await starting
             await readiness.close()
 
-    return Starlette(
+    app = Starlette(
         routes=all_routes,
         lifespan=lifespan,
         middleware=[
@@ -98,3 +98,6 @@ def create_app(
             Middleware(CloseConnectionsWhileDraining, lifecycle=lifecycle),
         ],
     )
+    # A redirect to the slash-less path would be built from the client's Host header.
+    app.router.redirect_slashes = False
+    return app

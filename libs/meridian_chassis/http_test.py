@@ -1,7 +1,9 @@
 import asyncio
+import logging
 import threading
 import time
 
+import pytest
 from starlette.testclient import TestClient
 
 from meridian.platform.v1.service_info_pb2 import ServiceInfo
@@ -57,11 +59,54 @@ def test_ready_names_each_check_and_fails_when_any_is_down() -> None:
         assert _started(http)
         reply = http.get("/health/ready")
     assert reply.status_code == 503
-    checks = reply.json()["checks"]
-    assert checks["database"] == {"ok": True, "detail": "ok"}
-    assert checks["redis"]["ok"] is False
-    assert "ConnectionRefusedError" in checks["redis"]["detail"]
-    assert checks["kafka"] == {"ok": False, "detail": "no answer within 0.2s"}
+    assert reply.json()["checks"] == {
+        "database": {"ok": True, "detail": "ok"},
+        "redis": {"ok": False, "detail": "failed"},
+        "kafka": {"ok": False, "detail": "timed out"},
+    }
+
+
+def test_ready_names_the_failing_check_and_logs_why_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def leaky() -> None:
+        raise PermissionError('role "ledger_app" denied on internal-db.bank:26257')
+
+    with (
+        caplog.at_level(logging.INFO, "meridian.readiness"),
+        client(Check("database", leaky)) as http,
+    ):
+        assert _started(http)
+        replies = [http.get("/health/ready") for _ in range(3)]
+    assert {reply.text for reply in replies} == {
+        '{"status":"not ready","checks":{"database":{"ok":false,"detail":"failed"}}}'
+    }
+    failures = [r for r in caplog.records if r.getMessage() == "readiness check failed"]
+    assert [(r.check, r.error) for r in failures] == [  # type: ignore[attr-defined]
+        ("database", 'PermissionError: role "ledger_app" denied on internal-db.bank:26257')
+    ]
+
+
+def test_a_recovered_check_is_logged(caplog: pytest.LogCaptureFixture) -> None:
+    outcomes = [ConnectionRefusedError("down"), None]
+
+    async def flaky() -> None:
+        outcome = outcomes.pop(0) if outcomes else None
+        if outcome is not None:
+            raise outcome
+
+    with caplog.at_level(logging.INFO, "meridian.readiness"), client(Check("redis", flaky)) as http:
+        assert _started(http)
+        assert http.get("/health/ready").status_code == 200
+    messages = [r.getMessage() for r in caplog.records if r.name == "meridian.readiness"]
+    assert messages == ["readiness check failed", "readiness check passed"]
+
+
+def test_no_redirect_is_built_from_the_host_header() -> None:
+    with client() as http:
+        reply = http.get("/health/ready/", headers={"Host": "evil.example"}, follow_redirects=False)
+    assert reply.status_code == 404
+    assert "location" not in reply.headers
 
 
 def test_ready_when_every_check_passes() -> None:

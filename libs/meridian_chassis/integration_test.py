@@ -23,7 +23,7 @@ from meridian_testing.process import (
     start_process,
     wait_until,
 )
-from meridian_testing.servers import BackingServices, backing_services
+from meridian_testing.servers import BackingServices, backing_services, free_port
 
 # A service with every dependency and one slow endpoint, to watch in-flight requests drain.
 SERVICE_CODE = """
@@ -183,6 +183,74 @@ def test_bad_configuration_exits_non_zero_before_serving(env: dict[str, str], me
     assert process.returncode == CONFIG_ERROR_EXIT_CODE
     assert message in err
     assert "starting" not in out
+
+
+PASSWORD = "S3cretP4ss"  # noqa: S105 - what the output must not contain
+
+
+def test_a_bad_configuration_is_one_message_without_secrets_or_traceback() -> None:
+    env = {
+        "DATABASE_URL": f"postgresql://app:{PASSWORD}@db:notaport/ledger",
+        "REDIS_URL": f"redis://app:{PASSWORD}@cache:6379/0",
+        "REDIS_PASSWORD": PASSWORD,
+        "KAFKA_BOOTSTRAP_SERVERS": "kafka:9092",
+        "PORT": "8_0_9_9",
+        "SHUTDOWN_GRACE_SECONDS": "inf",
+        "SHUTDOWN_DELAY_SECONDS": "inf",
+        "READINESS_CACHE_SECONDS": "inf",
+    }
+    process = start_process(python_command(SERVICE_CODE), env)
+    out, err = process.communicate(timeout=30)
+    print(err)
+    assert process.returncode == CONFIG_ERROR_EXIT_CODE
+    assert PASSWORD not in out + err
+    assert "Traceback" not in err
+    assert err.count("invalid configuration") == 1
+    assert "DATABASE_URL='postgresql://app:***@db:notaport/ledger' is malformed" in err
+    for name in ("PORT", "SHUTDOWN_GRACE_SECONDS", "SHUTDOWN_DELAY_SECONDS"):
+        assert f"  - {name}=" in err
+    assert "REDIS_URL carries credentials and REDIS_USERNAME/REDIS_PASSWORD are set" in err
+
+
+def test_failing_checks_say_which_failed_and_log_why_without_credentials(
+    servers: BackingServices,
+) -> None:
+    closed = free_port()
+    env = {
+        # Real servers refusing: a database that does not exist, nothing on Redis' port.
+        "DATABASE_URL": f"postgresql://meridian:{PASSWORD}@127.0.0.1:"
+        f"{servers.database.port}/no_such_database",
+        "REDIS_URL": f"redis://ledger:{PASSWORD}@127.0.0.1:{closed}/0",
+        "KAFKA_BOOTSTRAP_SERVERS": servers.kafka.bootstrap_servers(),
+        "READINESS_CACHE_SECONDS": "0",
+    }
+    with running_service(python_command(SERVICE_CODE), env) as service:
+        reply = service.get("/health/ready")
+        redirect = http.client.HTTPConnection("127.0.0.1", service.port, timeout=5)
+        redirect.request("GET", "/health/ready/", headers={"Host": "evil.example"})
+        answer = redirect.getresponse()
+        service.terminate()
+        exited = service.wait(timeout=15)
+    print(reply.text)
+    assert reply.status == 503
+    assert reply.body == {
+        "status": "not ready",
+        "checks": {
+            "database": {"ok": False, "detail": "failed"},
+            "redis": {"ok": False, "detail": "failed"},
+            "kafka": {"ok": True, "detail": "ok"},
+        },
+    }
+    assert (answer.status, answer.getheader("location")) == (404, None)
+    logged = {
+        entry["check"]: entry["error"]
+        for entry in map(json.loads, exited.stdout.splitlines())
+        if entry["message"] == "readiness check failed"
+    }
+    print(json.dumps(logged, indent=2))
+    assert 'database "no_such_database" does not exist' in logged["database"]
+    assert f"127.0.0.1:{closed}" in logged["redis"]
+    assert PASSWORD not in exited.stdout + exited.stderr
 
 
 def _ask(connection: http.client.HTTPConnection, path: str) -> http.client.HTTPResponse:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,9 +18,12 @@ _STANDARD_ATTRIBUTES = frozenset(vars(logging.makeLogRecord({}))) | {
 
 
 class JsonFormatter(logging.Formatter):
-    def __init__(self, service: str) -> None:
+    """`redact` masks secrets in each finished line, whichever field carries them."""
+
+    def __init__(self, service: str, redact: Callable[[str], str] = str) -> None:
         super().__init__()
         self.service = service
+        self.redact = redact
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
@@ -36,12 +40,12 @@ class JsonFormatter(logging.Formatter):
         )
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
+        return self.redact(json.dumps(entry, default=str))
 
 
-def configure_logging(service: str, level: str) -> None:
+def configure_logging(service: str, level: str, redact: Callable[[str], str] = str) -> None:
     handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(JsonFormatter(service))
+    handler.setFormatter(JsonFormatter(service, redact))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

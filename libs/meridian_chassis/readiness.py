@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import Callable, Sequence
 
 from meridian_chassis.checks import Check, CheckResult, run_checks
 
 ChecksLoader = Callable[[], Sequence[Check]]
+log = logging.getLogger("meridian.readiness")
 
 
 class ReadinessMonitor:
@@ -62,11 +64,28 @@ class ReadinessMonitor:
                 self.checks = tuple(await asyncio.to_thread(self._load))
                 self._load = None
             results = await run_checks(self.checks, self.timeout)
+            self._log_changes(results)
             self.rounds += 1
             self._latest, self._latest_started = results, started
             return results
         finally:
             self._in_flight = None
+
+    def _log_changes(self, results: Sequence[CheckResult]) -> None:
+        """Each failure (and each change of its error) once, and each recovery.
+
+        /health/ready says only which check failed; why is here, in the service's log,
+        where `make run` and Tilt show it.
+        """
+        before = {result.name: result for result in self._latest or ()}
+        for result in results:
+            previous = before.get(result.name)
+            if not result.ok and (previous is None or previous.detail != result.detail):
+                log.warning(
+                    "readiness check failed", extra={"check": result.name, "error": result.detail}
+                )
+            elif result.ok and previous is not None and not previous.ok:
+                log.info("readiness check passed", extra={"check": result.name})
 
     async def close(self) -> None:
         if self._in_flight is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import signal
 import socket
 import threading
@@ -17,6 +18,7 @@ from meridian_chassis.http import create_app
 from meridian_chassis.lifecycle import Lifecycle, Phase
 from meridian_chassis.logs import configure_logging
 from meridian_chassis.readiness import ReadinessMonitor
+from meridian_chassis.redaction import Redactor, redact_uncaught_exceptions
 from meridian_chassis.reload import SourceWatcher, package_dirs, reexec
 from meridian_chassis.spec import ServiceSpec
 
@@ -56,7 +58,9 @@ class _DrainingServer(uvicorn.Server):
 def serve(
     spec: ServiceSpec, settings: Settings, info: ServiceInfo, listener: socket.socket
 ) -> None:
-    configure_logging(spec.name, settings.log_level)
+    redact = Redactor(settings.secrets())
+    configure_logging(spec.name, settings.log_level, redact)
+    redact_uncaught_exceptions(redact)
     lifecycle = Lifecycle()
 
     def load_checks() -> list[Check]:
@@ -85,7 +89,7 @@ def serve(
         log_config=None,
         access_log=False,
         server_header=False,
-        timeout_graceful_shutdown=int(round(settings.shutdown_grace_seconds)) or 1,
+        timeout_graceful_shutdown=math.ceil(settings.shutdown_grace_seconds),
     )
     server = _DrainingServer(config, lifecycle, settings.shutdown_delay_seconds)
     # uvicorn re-raises the signal that stopped it once it has shut down; with these

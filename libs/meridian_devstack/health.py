@@ -7,6 +7,7 @@ import json
 import socket
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from meridian_devstack.stack import Process
@@ -24,8 +25,8 @@ def port_accepts(port: int) -> bool:
     return False
 
 
-def _reason(status: int, text: str) -> str:
-    """The failing checks as the service reports them, one per line."""
+def _reason(status: int, text: str, errors: Mapping[str, str]) -> str:
+    """The failing checks, one per line: which from /health/ready, why from the log."""
     try:
         body = json.loads(text)
     except json.JSONDecodeError:
@@ -34,7 +35,7 @@ def _reason(status: int, text: str) -> str:
         return f"HTTP {status}: {text.strip()[:200]}"
     checks = body.get("checks") or {}
     failing = [
-        f"{name}: {check.get('detail', '?')}"
+        f"{name}: {errors.get(name) or check.get('detail', '?')}"
         for name, check in sorted(checks.items())
         if isinstance(check, dict) and not check.get("ok")
     ]
@@ -43,7 +44,10 @@ def _reason(status: int, text: str) -> str:
     return f"HTTP {status}, status {body.get('status', '?')!r}"
 
 
-def check_readiness(process: Process, timeout: float = 3.0) -> Readiness:
+def check_readiness(
+    process: Process, errors: Mapping[str, str] | None = None, timeout: float = 3.0
+) -> Readiness:
+    """`errors`: the latest error of each failing check, from the service's log."""
     if process.ready_path is None:
         if port_accepts(process.port):
             return Readiness(True, "")
@@ -53,7 +57,8 @@ def check_readiness(process: Process, timeout: float = 3.0) -> Readiness:
         with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - loopback
             return Readiness(int(response.status) == 200, "")
     except urllib.error.HTTPError as error:
-        return Readiness(False, _reason(error.code, error.read().decode(errors="replace")))
+        text = error.read().decode(errors="replace")
+        return Readiness(False, _reason(error.code, text, errors or {}))
     except (OSError, urllib.error.URLError) as error:
         reason = getattr(error, "reason", error)
         return Readiness(False, f"{url} does not answer ({reason})")

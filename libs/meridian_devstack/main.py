@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import json
 import os
 import signal
 import subprocess
@@ -78,12 +79,30 @@ class Running:
     tail: deque[str] = field(default_factory=lambda: deque(maxlen=TAIL_LINES))
     ended: float | None = None
     relay_thread: threading.Thread | None = None
+    check_errors: dict[str, str] = field(default_factory=dict)
 
     def relay(self, width: int) -> None:
         for line in self.child.stdout or ():
             self.tail.append(line.rstrip("\n"))
+            self.note_readiness(line)
             sys.stdout.write(f"{self.process.name:>{width}} | {line}")
             sys.stdout.flush()
+
+    def note_readiness(self, line: str) -> None:
+        """/health/ready says which check fails; the service logs why."""
+        if '"readiness check ' not in line:
+            return
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError:
+            return
+        if not isinstance(entry, dict):
+            return
+        check = str(entry.get("check"))
+        if entry.get("message") == "readiness check failed":
+            self.check_errors[check] = str(entry.get("error"))
+        elif entry.get("message") == "readiness check passed":
+            self.check_errors.pop(check, None)
 
     def exited(self) -> bool:
         if self.child.poll() is None:
@@ -146,7 +165,7 @@ class Stack:
                 )
             for running in list(waiting):
                 process, waited = running.process, time.monotonic() - running.started
-                readiness = check_readiness(process)
+                readiness = check_readiness(process, running.check_errors)
                 if readiness.ready:
                     timings[process.name] = waited
                     waiting.remove(running)
@@ -227,7 +246,7 @@ class ReadinessWatch:
         self.next_check = time.monotonic() + self.interval
         for running in self.stack.running:
             process = running.process
-            readiness = check_readiness(process)
+            readiness = check_readiness(process, running.check_errors)
             before = self.reasons.get(process.name)
             if readiness.ready and before is not None:
                 del self.reasons[process.name]
