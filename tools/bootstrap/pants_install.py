@@ -41,14 +41,9 @@ from tools.bootstrap.housekeeping import (
     stop_pantsd,
     wants_pantsd,
 )
+from tools.bootstrap.interpreters import SERVICES, PythonNotFoundError, find
 from tools.bootstrap.layout import PEX_VERSION, PROTOC_DISTRIBUTION, PROTOC_VERSION, Layout
-from tools.bootstrap.pantsrc import (
-    PENDING_STAMP,
-    PythonNotFoundError,
-    RcSettings,
-    find_python311,
-    write_pants_rc,
-)
+from tools.bootstrap.pantsrc import PENDING_STAMP, RcSettings, write_pants_rc
 
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 # setuptools 70 warns on every import of pkg_resources, which Pants 2.17 imports after
@@ -281,7 +276,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         env["SSL_CERT_FILE"] = args.ca_bundle
     try:
         settings = RcSettings(
-            args.stamp, args.ca_bundle, find_python311(env), wants_pantsd(args.command, os.environ)
+            args.stamp, args.ca_bundle, find(SERVICES, env), wants_pantsd(args.command, os.environ)
         )
         if layout.ready.exists():
             write_pants_rc(layout, settings)

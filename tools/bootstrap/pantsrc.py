@@ -4,10 +4,6 @@ the CPython 3.11 Pants builds with), under a first line ./pants compares."""
 from __future__ import annotations
 
 import hashlib
-import os
-import shutil
-import subprocess
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,10 +13,6 @@ from tools.bootstrap.layout import PEX_VERSION, PROTOC_VERSION, Layout
 PLATFORMS = ("linux_x86_64", "linux_arm64", "macos_x86_64", "macos_arm64")
 # The first line of a .pants.rc whose tools are still being made: ./pants never accepts it.
 PENDING_STAMP = "# meridian-bootstrap pending"
-
-
-class PythonNotFoundError(Exception):
-    pass
 
 
 def known_versions(version: str, file: Path) -> str:
@@ -57,45 +49,6 @@ def pants_rc(
     # pyenv shims answer slowly (deployments/docker/README.md, "Rebuild time").
     sections.append(f'[python-bootstrap]\nsearch_path = ["{Path(python311).parent}"]\n')
     return "\n".join(sections)
-
-
-def python311_candidates(env: Mapping[str, str]) -> list[str]:
-    candidates = [
-        env.get("MERIDIAN_PYTHON", ""),
-        shutil.which("python3.11", path=env.get("PATH")) or "",
-    ]
-    pyenv_roots = [env.get("PYENV_ROOT", ""), str(Path(env.get("HOME", "/nonexistent")) / ".pyenv")]
-    for root in filter(None, pyenv_roots):
-        candidates += [
-            str(path) for path in sorted(Path(root).glob("versions/3.11*/bin/python3.11"))
-        ]
-    candidates += [
-        "/usr/bin/python3.11",
-        "/usr/local/bin/python3.11",
-        "/opt/homebrew/bin/python3.11",
-    ]
-    return [candidate for candidate in candidates if candidate]
-
-
-def find_python311(env: Mapping[str, str]) -> str:
-    """The CPython 3.11 interpreter itself, not a shim in front of it."""
-    probe = "import sys; assert sys.version_info[:2] == (3, 11); print(sys.executable)"
-    for candidate in python311_candidates(env):
-        if not os.access(candidate, os.X_OK):
-            continue
-        result = subprocess.run(
-            [candidate, "-c", probe], capture_output=True, text=True, check=False
-        )
-        if result.returncode == 0:
-            return result.stdout.strip()
-    raise PythonNotFoundError(
-        "Meridian needs CPython 3.11 and none was found (looked at $MERIDIAN_PYTHON, "
-        "python3.11 on PATH, pyenv).\nInstall one, then run ./pants again:\n"
-        "  pyenv:   pyenv install 3.11\n"
-        "  Debian:  apt-get install python3.11 python3.11-venv\n"
-        "  macOS:   brew install python@3.11\n"
-        "or point MERIDIAN_PYTHON at a python3.11 binary."
-    )
 
 
 @dataclass(frozen=True)

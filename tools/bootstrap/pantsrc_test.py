@@ -1,11 +1,10 @@
-"""The settings file ./pants compares and Pants reads, and finding CPython 3.11."""
+"""The settings file ./pants compares and Pants reads."""
 
 import hashlib
-import sys
 from pathlib import Path
 
 from tools.bootstrap.layout import PEX_VERSION, PROTOC_VERSION, Layout
-from tools.bootstrap.pantsrc import PENDING_STAMP, PLATFORMS, find_python311, pants_rc
+from tools.bootstrap.pantsrc import PENDING_STAMP, PLATFORMS, pants_rc
 
 
 def test_pants_rc_names_the_local_tools_by_hash_and_starts_with_the_stamp(tmp_path: Path) -> None:
@@ -34,23 +33,6 @@ def test_without_a_ca_bundle_pants_keeps_its_own_roots(tmp_path: Path) -> None:
     layout.pex.write_bytes(b"pex")
     layout.protoc_zip.write_bytes(b"zip")
     assert "ca_certs_path" not in pants_rc(layout, "# stamp", "", "/usr/bin/python3.11")
-
-
-def test_cpython_311_is_the_interpreter_itself_not_a_shim(tmp_path: Path) -> None:
-    shim = tmp_path / "python3.11"
-    shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
-    shim.chmod(0o755)
-    found = find_python311({"MERIDIAN_PYTHON": str(shim), "PATH": "", "HOME": str(tmp_path)})
-    assert found == sys.executable
-    assert found != str(shim)
-
-
-def test_an_interpreter_of_another_version_is_passed_over(tmp_path: Path) -> None:
-    wrong = tmp_path / "python3.11"
-    wrong.write_text("#!/bin/sh\nexit 1\n")
-    wrong.chmod(0o755)
-    env = {"MERIDIAN_PYTHON": str(wrong), "PATH": str(Path(sys.executable).parent)}
-    assert find_python311({**env, "HOME": str(tmp_path)}) != str(wrong)
 
 
 def test_pants_can_start_before_the_tools_exist(tmp_path: Path) -> None:
