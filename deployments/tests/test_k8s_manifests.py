@@ -26,8 +26,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from meridian_catalog.scaffold import create_service
-from meridian_chassis.config import DEPENDENCY_SETTINGS, ConfigError, Settings, load_settings
+from meridian_catalog.catalog import load_catalog
+from meridian_chassis.config import ConfigError, Settings, load_settings
 from meridian_testing.tls import make_ca
 from tools.release import prune
 
@@ -121,6 +121,12 @@ def pod_spec(obj: Obj) -> Obj:
 def containers(obj: Obj) -> list[Obj]:
     spec = pod_spec(obj)
     return [*spec.get("initContainers", []), *spec["containers"]]
+
+
+@functools.cache
+def declared_needs() -> dict[str, frozenset[str]]:
+    """What each service's service.yaml says it needs, by service name."""
+    return {declaration.name: declaration.needs for declaration in load_catalog(Path.cwd())}
 
 
 def image_parts(image: str) -> tuple[str, str | None, str | None]:
@@ -244,7 +250,7 @@ def wiring_violations(overlay: str, name: str, dep: Obj) -> list[str]:
     ):
         v.append("pod and own ServiceAccount must set automountServiceAccountToken false")
     env = {e["name"]: e for e in app.get("env", [])}
-    if (
+    if "database" in declared_needs()[name] and (
         env.get("DATABASE_URL", {}).get("valueFrom", {}).get("secretKeyRef", {}).get("name")
         != f"{name}-db"
     ):
@@ -408,7 +414,8 @@ def test_dev_backing_services_match_service_settings() -> None:
     (job,) = (o for o in workloads("dev") if o["kind"] == "Job")
     script = " ".join(" ".join(c.get("command", []) + c.get("args", [])) for c in containers(job))
     created = set(re.findall(r"CREATE DATABASE IF NOT EXISTS (\w+)", script))
-    assert databases, "dev generates no DATABASE_URL Secrets"
+    if any("database" in needs for needs in declared_needs().values()):
+        assert databases, "dev generates no DATABASE_URL Secrets"
     assert databases <= created, f"databases {sorted(databases - created)} are not created"
 
 
@@ -447,16 +454,19 @@ def ports_of(rule: Obj) -> set[tuple[str, int]]:
     return {(port.get("protocol", "TCP"), port["port"]) for port in rule.get("ports", [])}
 
 
-def backing_service_ports(overlay: str) -> set[tuple[str, int]]:
-    """Where the rendered settings send the services: the database port and every port
-    of REDIS_URL and KAFKA_BOOTSTRAP_SERVERS."""
-    ports = {("TCP", BACKING_SERVICE_PORTS["cockroachdb"])}
+def backing_service_ports(overlay: str, needs: frozenset[str]) -> set[tuple[str, int]]:
+    """Where the rendered settings send a service with these needs: the database port,
+    every port of REDIS_URL and of KAFKA_BOOTSTRAP_SERVERS, as far as it needs them."""
+    ports = set()
+    if "database" in needs:
+        ports.add(("TCP", BACKING_SERVICE_PORTS["cockroachdb"]))
     for cm in objects(overlay, "ConfigMap").values():
         data = cm.get("data", {})
-        if "REDIS_URL" in data:
+        if "REDIS_URL" in data and "redis" in needs:
             ports.add(("TCP", urlparse(data["REDIS_URL"]).port or 6379))
-        for server in filter(None, data.get("KAFKA_BOOTSTRAP_SERVERS", "").split(",")):
-            ports.add(("TCP", int(server.rsplit(":", 1)[1])))
+        if "kafka" in needs:
+            for server in filter(None, data.get("KAFKA_BOOTSTRAP_SERVERS", "").split(",")):
+                ports.add(("TCP", int(server.rsplit(":", 1)[1])))
     return ports
 
 
@@ -519,8 +529,8 @@ def test_services_take_http_only_from_labelled_namespaces(overlay: str) -> None:
 
 @pytest.mark.parametrize("overlay", PROTECTED_OVERLAYS)
 def test_services_reach_only_dns_and_backing_services(overlay: str) -> None:
-    wanted = backing_service_ports(overlay)
     for name, dep in services(overlay).items():
+        wanted = backing_service_ports(overlay, declared_needs()[name])
         rules = rules_for(overlay, dep["spec"]["template"]["metadata"]["labels"], "egress")
         dns = [rule for rule in rules if ports_of(rule) & DNS_PORTS]
         backing = [rule for rule in rules if rule not in dns]
@@ -775,33 +785,23 @@ def egress_ports(rendered: tuple[Obj, ...], name: str) -> set[tuple[str, int]]:
     return ports - DNS_PORTS
 
 
-@pytest.mark.parametrize("overlay", ["staging", "production"])
-def test_a_service_gets_only_the_credentials_and_egress_of_what_it_needs(
-    overlay: str, tmp_path: Path
-) -> None:
-    for directory in ("services", "deployments"):
-        shutil.copytree(Path.cwd() / directory, tmp_path / directory)
-    create_service(tmp_path, "ledger-audit", 9150, ["database"], lambda _: None)
-    create_service(tmp_path, "rate-feed", 9151, ["kafka"], lambda _: None)
-    rendered = render_tree(tmp_path / "deployments/k8s", overlay)
-    assert required_secret_keys(rendered, "ledger-audit") == {"DATABASE_URL"}
-    assert required_secret_keys(rendered, "rate-feed") == {
-        "KAFKA_SASL_USERNAME",
-        "KAFKA_SASL_PASSWORD",
-    }
-    assert required_secret_keys(rendered, "current-account") == {
-        "DATABASE_URL",
-        "REDIS_USERNAME",
-        "REDIS_PASSWORD",
-        "KAFKA_SASL_USERNAME",
-        "KAFKA_SASL_PASSWORD",
-    }
-    database = {("TCP", BACKING_SERVICE_PORTS["cockroachdb"])}
-    assert egress_ports(rendered, "ledger-audit") == database
-    kafka = egress_ports(rendered, "rate-feed")
-    assert kafka
-    assert not kafka & database
-    assert egress_ports(rendered, "current-account") == backing_service_ports(overlay)
+# The Secret keys an environment must create for a service, by what it needs.
+CREDENTIALS = {
+    "database": {"DATABASE_URL"},
+    "redis": {"REDIS_USERNAME", "REDIS_PASSWORD"},
+    "kafka": {"KAFKA_SASL_USERNAME", "KAFKA_SASL_PASSWORD"},
+}
+
+
+@pytest.mark.parametrize("overlay", PROTECTED_OVERLAYS)
+def test_a_service_gets_only_the_credentials_and_egress_of_what_it_needs(overlay: str) -> None:
+    """Every combination of needs is tried by test_new_services.py, which runs this
+    module on services of each."""
+    rendered = render(overlay)
+    for name, needs in declared_needs().items():
+        wanted: set[str] = set().union(*(CREDENTIALS[need] for need in needs))
+        assert required_secret_keys(rendered, name) == wanted, name
+        assert egress_ports(rendered, name) == backing_service_ports(overlay, needs), name
 
 
 # Stand-ins for the values of Secrets that an environment creates outside this
@@ -809,7 +809,6 @@ def test_a_service_gets_only_the_credentials_and_egress_of_what_it_needs(
 EXTERNAL_SECRET_STAND_INS = {
     "DATABASE_URL": "postgresql://{service}:stand-in@cockroachdb.invalid:26257/{service}",
 }
-PASSWORD_SETTINGS = ("REDIS_PASSWORD", "KAFKA_SASL_PASSWORD")
 
 
 class Environment:
@@ -864,7 +863,7 @@ def service_settings(overlay: str, tmp_path: Path) -> dict[str, tuple[Settings, 
         environment = Environment(overlay, name, dep, tmp_path / name)
         assert not environment.problems, f"{name}: {environment.problems}"
         try:
-            settings = load_settings(environment.values, frozenset(DEPENDENCY_SETTINGS))
+            settings = load_settings(environment.values, declared_needs()[name])
         except ConfigError as error:
             pytest.fail(f"{overlay} {name}: the service would not start: {error}")
         loaded[name] = (settings, environment)
@@ -930,14 +929,19 @@ def test_backing_services_use_verified_tls_and_secret_credentials(
 ) -> None:
     for name, (settings, environment) in service_settings(overlay, tmp_path).items():
         security = settings.security
-        assert security.database.sslmode == "verify-full", name
-        assert urlparse(settings.redis_url or "").scheme == "rediss", name
-        assert security.redis.ca_file, name
-        assert security.redis.password, name
-        assert security.kafka.protocol == "SASL_SSL", name
-        assert security.kafka.ca_file, name
-        assert security.kafka.sasl_password, name
-        missing = {"DATABASE_URL", *PASSWORD_SETTINGS} - environment.from_required_secret
+        needs = declared_needs()[name]
+        if "database" in needs:
+            assert security.database.sslmode == "verify-full", name
+        if "redis" in needs:
+            assert urlparse(settings.redis_url or "").scheme == "rediss", name
+            assert security.redis.ca_file, name
+            assert security.redis.password, name
+        if "kafka" in needs:
+            assert security.kafka.protocol == "SASL_SSL", name
+            assert security.kafka.ca_file, name
+            assert security.kafka.sasl_password, name
+        secret: set[str] = set().union(*(CREDENTIALS[need] for need in needs))
+        missing = secret - environment.from_required_secret
         assert not missing, f"{name}: {sorted(missing)} must come from required Secret keys"
 
 

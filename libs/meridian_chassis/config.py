@@ -19,6 +19,8 @@ DEPENDENCY_SETTINGS = {
     "redis": "REDIS_URL",
     "kafka": "KAFKA_BOOTSTRAP_SERVERS",
 }
+# Every setting of a dependency starts with its prefix (DATABASE_URL, DATABASE_SSLMODE...).
+DEPENDENCY_PREFIXES = {"database": "DATABASE_", "redis": "REDIS_", "kafka": "KAFKA_"}
 ALL_INTERFACES = "0.0.0.0"  # noqa: S104 - services listen on the pod network
 # Settings that carry credentials: each may come from a file instead (NAME_FILE).
 FILE_SETTINGS = (
@@ -148,6 +150,15 @@ def _bootstrap_servers(value: str) -> tuple[str, ...]:
     return servers
 
 
+def _declared(name: str, needs: frozenset[str]) -> bool:
+    """Whether a variable may be read: not one of an undeclared dependency's settings."""
+    return not any(
+        name.startswith(prefix)
+        for dependency, prefix in DEPENDENCY_PREFIXES.items()
+        if dependency not in needs
+    )
+
+
 class _Reader:
     """Collects every problem so one start-up attempt reports them all."""
 
@@ -212,15 +223,22 @@ def _with_secret_files(environ: Mapping[str, str]) -> tuple[dict[str, str], list
     return resolved, problems
 
 
-def load_settings(environ: Mapping[str, str], required: frozenset[str] = frozenset()) -> Settings:
-    """Read settings; `required` names dependencies ("database", "redis", "kafka")."""
-    unknown = required - DEPENDENCY_SETTINGS.keys()
+def load_settings(environ: Mapping[str, str], needs: frozenset[str] = frozenset()) -> Settings:
+    """Read settings; `needs` names the dependencies the service declares ("database",
+    "redis", "kafka"): their settings are required, the others' are not read at all.
+
+    An environment may configure more than a service uses (Kubernetes gives every
+    service the same backing-services ConfigMap): what a service does not declare is
+    neither validated nor connected to.
+    """
+    unknown = needs - DEPENDENCY_SETTINGS.keys()
     if unknown:
         raise ValueError(
             f"unknown dependencies {sorted(unknown)}; known: {sorted(DEPENDENCY_SETTINGS)}"
         )
-    environ, file_problems = _with_secret_files(environ)
-    reader = _Reader(environ)
+    declared = {name: value for name, value in environ.items() if _declared(name, needs)}
+    resolved, file_problems = _with_secret_files(declared)
+    reader = _Reader(resolved)
     reader.problems.extend(file_problems)
     settings = Settings(
         host=reader.read("HOST", str, "an interface address such as 0.0.0.0", ALL_INTERFACES),
@@ -231,7 +249,7 @@ def load_settings(environ: Mapping[str, str], required: frozenset[str] = frozens
             _url("postgresql", "postgres", "cockroachdb"),
             "a URL like postgresql://user@host:26257/dbname",
             None,
-            required="database" in required,
+            required="database" in needs,
             secret=True,
         ),
         redis_url=reader.read(
@@ -239,7 +257,7 @@ def load_settings(environ: Mapping[str, str], required: frozenset[str] = frozens
             _url("redis", "rediss"),
             "a URL like redis://host:6379/0",
             None,
-            required="redis" in required,
+            required="redis" in needs,
             secret=True,
         ),
         kafka_bootstrap_servers=reader.read(
@@ -247,7 +265,7 @@ def load_settings(environ: Mapping[str, str], required: frozenset[str] = frozens
             _bootstrap_servers,
             "comma-separated host:port pairs like kafka:9092",
             (),
-            required="kafka" in required,
+            required="kafka" in needs,
         ),
         readiness_timeout_seconds=reader.seconds("READINESS_TIMEOUT_SECONDS", 1.0, 60, False),
         readiness_cache_seconds=reader.seconds("READINESS_CACHE_SECONDS", 1.0, 60, True),
@@ -256,7 +274,9 @@ def load_settings(environ: Mapping[str, str], required: frozenset[str] = frozens
         reload=reader.read("MERIDIAN_RELOAD", _flag, "1, 0, true or false", False),
         access_log_probes=reader.read("ACCESS_LOG_PROBES", _flag, "1, 0, true or false", False),
     )
-    security, problems = read_transport_security(environ, settings.database_url, settings.redis_url)
+    security, problems = read_transport_security(
+        resolved, settings.database_url, settings.redis_url
+    )
     settings = dataclasses.replace(settings, security=security)
     reader.problems.extend(problems)
     if reader.problems:

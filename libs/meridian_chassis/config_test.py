@@ -39,6 +39,23 @@ def test_missing_required_dependency_names_the_variable_and_form() -> None:
     assert "REDIS_URL" not in message
 
 
+def test_settings_of_undeclared_dependencies_are_not_read() -> None:
+    """Kubernetes gives every service every backing service's settings; a service that
+    needs none of them starts, and connects to nothing."""
+    env = {
+        **GOOD,
+        "DATABASE_SSLMODE": "verify-full",
+        "REDIS_URL": "rediss://cache:6379/0",
+        "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+    }
+    settings = load_settings(env, frozenset())
+    assert (settings.database_url, settings.redis_url) == (None, None)
+    assert settings.kafka_bootstrap_servers == ()
+    assert settings.security.kafka.protocol == "PLAINTEXT"
+    with pytest.raises(ConfigError, match="KAFKA_SECURITY_PROTOCOL=SASL_SSL needs KAFKA_SASL"):
+        load_settings(env, frozenset({"kafka"}))
+
+
 @pytest.mark.parametrize(
     ("name", "value", "expected"),
     [

@@ -2,6 +2,8 @@ from pathlib import Path
 
 import pytest
 
+from meridian_catalog.catalog import load_catalog
+from meridian_chassis.config import DEPENDENCY_SETTINGS
 from meridian_devstack.stack import StackFileError, load_stack
 
 STACK_FILE = Path("deployments/local/processes.yaml")
@@ -12,14 +14,18 @@ def test_the_local_stack_file_is_valid() -> None:
     names = [process.name for process in processes]
     assert names[:3] == ["cockroachdb", "redis", "kafka"]
     services = [process for process in processes if "services" in process.labels]
-    service_dirs = sorted(
-        p.name.replace("_", "-") for p in Path("services").iterdir() if p.is_dir()
-    )
+    service_dirs = sorted(p.parent.name.replace("_", "-") for p in Path("services").glob("*/BUILD"))
     assert sorted(process.name for process in services) == service_dirs
+    needs = {declaration.name: declaration.needs for declaration in load_catalog(Path.cwd())}
     for service in services:
         assert service.ready_path == "/health/ready"
         assert service.env["PORT"] == str(service.port)
-        assert service.env["REDIS_URL"] == "redis://127.0.0.1:6379/0"
+        configured = {
+            need for need, setting in DEPENDENCY_SETTINGS.items() if setting in service.env
+        }
+        assert configured == needs[service.name], f"{service.name}: {sorted(service.env)}"
+        if "redis" in needs[service.name]:
+            assert service.env["REDIS_URL"] == "redis://127.0.0.1:6379/0"
 
 
 @pytest.mark.parametrize(
