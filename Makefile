@@ -73,14 +73,14 @@ deploy-local: ## Run the stack on a local Kubernetes cluster (kind, k3d, minikub
 	tilt up
 
 .PHONY: test
-test: bootstrap audit ## Run every test (unit, integration with real servers, platform checks); prints the total
+test: bootstrap ## Run every test (unit, integration with real servers, platform checks); hermetic; prints the total
 	rm -rf dist/test/reports
 	status=0; $(PANTS) test --test-report :: || status=$$?; \
 	  python3 tools/testreport/summary.py dist/test/reports || { [[ $$status != 0 ]] || status=1; }; \
 	  exit $$status
 
 .PHONY: audit
-audit: ## Fail unless every locked Python requirement and base package is at its newest release (fails closed)
+audit: ## Fail on known advisories with a fix in every lock and base package; report what is behind (fails closed)
 	$(PYTHON) -m tools.audit $(AUDIT_ARGS)
 
 .PHONY: test-changed
@@ -121,7 +121,7 @@ lock: bootstrap ## Re-resolve 3rdparty/python/requirements.txt into default.lock
 	$(PANTS) generate-lockfiles
 
 .PHONY: tool-locks
-tool-locks: ## Re-resolve the hash-pinned tool locks (Pants bootstrap, uv, pre-commit, pip-audit) with uv
+tool-locks: ## Re-resolve the hash-pinned tool locks (Pants bootstrap, uv, pre-commit, pip-audit, remote cache) with uv
 	3rdparty/lock.sh
 
 .PHONY: hooks

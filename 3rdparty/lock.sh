@@ -4,6 +4,7 @@
 #   pants/requirements.in -> pants/requirements.txt Pants' bootstrap (+ pants/overrides.txt)
 #   tools/pre-commit.in   -> tools/pre-commit.txt   the git hook runner
 #   tools/audit.in        -> tools/audit.txt        pip-audit for .github/workflows/audit.yml
+#   ../tools/remote-cache/requirements.in -> requirements.txt  BuildGrid for make ci-cache-demo
 # The services' own resolve is Pants': make lock.
 set -euo pipefail
 
@@ -20,11 +21,18 @@ python3 -m venv "${work}/venv"
 PIP_CONFIG_FILE=/dev/null "${work}/venv/bin/pip" install --quiet --disable-pip-version-check \
   --require-hashes --no-deps -r "${here}/pants/uv.txt"
 
+# A cooldown: MERIDIAN_LOCK_EXCLUDE_NEWER (an RFC 3339 time, e.g. 2026-11-30T00:00:00Z)
+# leaves out releases uploaded after it (the weekly relock sets it a week back).
+cooldown=()
+if [[ -n "${MERIDIAN_LOCK_EXCLUDE_NEWER:-}" ]]; then
+  cooldown=(--exclude-newer "${MERIDIAN_LOCK_EXCLUDE_NEWER}")
+fi
+
 compile() {  # compile DIR INPUT OUTPUT [uv pip compile options...]
   local dir="$1" input="$2" output="$3"
   shift 3
   (cd "${here}/${dir}" && "${work}/venv/bin/uv" pip compile --quiet --no-config --generate-hashes \
-    --index-url "${MERIDIAN_INDEX_URL:-https://pypi.org/simple}" \
+    --index-url "${MERIDIAN_INDEX_URL:-https://pypi.org/simple}" "${cooldown[@]}" \
     --custom-compile-command "make tool-locks" "$@" --output-file "${output}" "${input}")
 }
 
@@ -36,3 +44,4 @@ compile pants requirements.in requirements.txt --python-version 3.9 \
   --override overrides.txt --no-emit-package ujson
 compile tools pre-commit.in pre-commit.txt --python-version 3.11
 compile tools audit.in audit.txt --python-version 3.11
+compile ../tools/remote-cache requirements.in requirements.txt --python-version 3.11

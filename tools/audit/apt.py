@@ -6,9 +6,14 @@ newest safe version when the security and point-release suites are among them.
 
 from __future__ import annotations
 
+import gzip
+import io
+import os
 import re
 import shutil
 import subprocess
+import tarfile
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,10 +42,15 @@ class LockedDeb:
 class DebAssessment:
     package: LockedDeb
     candidate: str | None
+    suites: tuple[str, ...] = ()  # the suites apt has the candidate from
 
     @property
     def at_newest(self) -> bool:
         return self.candidate == self.package.version
+
+    @property
+    def from_security(self) -> bool:
+        return any(suite.endswith("-security") for suite in self.suites)
 
     def describe(self) -> str:
         p = self.package
@@ -48,7 +58,8 @@ class DebAssessment:
             return f"{p.name} {p.version}: apt has no candidate for {p.name}:{p.architecture}"
         if self.at_newest:
             return f"{p.name} {p.version} is apt's candidate"
-        return f"{p.name} {p.version} -> {self.candidate} (apt's candidate)"
+        where = f" in {', '.join(self.suites)}" if self.suites else ""
+        return f"{p.name} {p.version} -> {self.candidate}{where}"
 
 
 def read_packages_lock(path: Path) -> list[LockedDeb]:
@@ -80,22 +91,70 @@ def missing_suites(policy: str) -> list[str]:
     return [suite for suite in REQUIRED_SUITES if suite not in suites]
 
 
-def parse_candidates(policy: str) -> dict[str, str | None]:
-    """Package -> candidate version from `apt-cache policy NAME...`; None for '(none)'."""
-    candidates: dict[str, str | None] = {}
+def parse_package_files(policy: str) -> dict[str, str]:
+    """Package file (`URL DIST/COMPONENT ARCH Packages`) -> its suite's codename, from the
+    `Package files:` part of `apt-cache policy`."""
+    files: dict[str, str] = {}
     current = None
+    for line in policy.splitlines():
+        release = re.match(r"^\s+release\b.*\bn=([^,\s]+)", line)
+        if release and current is not None:
+            files[current] = release.group(1)
+            continue
+        source = re.match(r"^\s*-?\d+\s+(\S.*?)\s*$", line)
+        if source:
+            current = source.group(1)
+    return files
+
+
+@dataclass(frozen=True)
+class Policy:
+    candidate: str | None
+    sources: dict[str, list[str]]  # version -> package files apt has it from
+
+
+def parse_policies(policy: str) -> dict[str, Policy]:
+    """Package -> candidate and version table, from `apt-cache policy NAME...`."""
+    policies: dict[str, Policy] = {}
+    current = None
+    version = None
     for line in policy.splitlines():
         header = re.match(r"^(\S+):$", line)
         if header:
             current = header.group(1)
+            policies[current] = Policy(None, {})
+            version = None
+            continue
+        if current is None:
             continue
         candidate = re.match(r"^\s+Candidate:\s+(\S+)", line)
-        if candidate and current is not None:
-            candidates[current] = None if candidate.group(1) == "(none)" else candidate.group(1)
-    return candidates
+        if candidate:
+            value = None if candidate.group(1) == "(none)" else candidate.group(1)
+            policies[current] = Policy(value, policies[current].sources)
+            continue
+        entry = re.match(r"^ (?:\*\*\*| {3}) (\S+) -?\d+$", line)
+        if entry:
+            version = entry.group(1)
+            policies[current].sources[version] = []
+            continue
+        source = re.match(r"^\s{6,}-?\d+\s+(\S.*?)\s*$", line)
+        if source and version is not None:
+            policies[current].sources[version].append(source.group(1))
+    return policies
 
 
-def _apt(program: str, arguments: Sequence[str], apt_options: Sequence[str], timeout: float) -> str:
+def parse_candidates(policy: str) -> dict[str, str | None]:
+    """Package -> candidate version from `apt-cache policy NAME...`; None for '(none)'."""
+    return {name: p.candidate for name, p in parse_policies(policy).items()}
+
+
+def _apt(
+    program: str,
+    arguments: Sequence[str],
+    apt_options: Sequence[str],
+    timeout: float,
+    cwd: str | None = None,
+) -> str:
     if shutil.which(program) is None:
         raise AptError(f"{program} is not installed: the base image audit needs Debian's apt")
     options = [part for option in apt_options for part in ("-o", option)]
@@ -106,6 +165,7 @@ def _apt(program: str, arguments: Sequence[str], apt_options: Sequence[str], tim
             text=True,
             check=False,
             timeout=timeout,
+            cwd=cwd,
         )
     except subprocess.TimeoutExpired as error:
         raise AptError(
@@ -129,6 +189,13 @@ def private_debian_apt(directory: Path, keyring: Path = DEBIAN_KEYRING) -> list[
             f"no Debian archive keyring at {keyring}: install it (apt-get install "
             "debian-archive-keyring) to verify Debian's package lists"
         )
+    sources = [f"deb [signed-by={keyring}] {url} {suite} main" for url, suite in DEBIAN_SOURCES]
+    return private_apt(directory, sources)
+
+
+def private_apt(directory: Path, sources: Sequence[str]) -> list[str]:
+    """apt options for an apt state of its own in `directory`, reading only `sources`
+    (sources.list lines); nothing counts as installed."""
     etc = directory / "etc"
     for path in (
         etc / "sources.list.d",
@@ -137,9 +204,7 @@ def private_debian_apt(directory: Path, keyring: Path = DEBIAN_KEYRING) -> list[
         directory / "cache" / "archives" / "partial",
     ):
         path.mkdir(parents=True, exist_ok=True)
-    (etc / "sources.list").write_text(
-        "".join(f"deb [signed-by={keyring}] {url} {suite} main\n" for url, suite in DEBIAN_SOURCES)
-    )
+    (etc / "sources.list").write_text("".join(f"{line}\n" for line in sources))
     (directory / "status").write_text("")
     return [
         f"Dir::Etc::sourcelist={etc / 'sources.list'}",
@@ -166,12 +231,15 @@ def write_apt_config(path: Path, options: Sequence[str]) -> Path:
 
 def update_lists(apt_options: Sequence[str], timeout: float) -> None:
     try:
-        _apt("apt-get", ["update", "-qq"], apt_options, timeout)
+        # Without --error-on=any, apt-get exits 0 when it could not fetch a list and
+        # keeps the stale one: the audit would compare with old data and not know it.
+        _apt("apt-get", ["update", "-qq", "--error-on=any"], apt_options, timeout)
     except AptError as error:
         raise AptError(
             f"{error}\nThe audit refreshes apt's lists so that it compares with today's "
-            "security updates: run it as root, or run `apt-get update` yourself and pass "
-            "--no-apt-update."
+            "security updates, and fails when any list could not be fetched: check the "
+            "network and apt's sources, run it as root, or pass --debian-apt DIR for a "
+            "private apt state."
         ) from error
 
 
@@ -188,10 +256,69 @@ def assess_debs(
             "/etc/apt/sources.list.d/ (Suites: bookworm bookworm-updates bookworm-security) "
             "and run apt-get update."
         )
+    suites_of = parse_package_files(sources)
     specs = [f"{p.name}:{p.architecture}" for p in packages]
-    candidates = parse_candidates(_apt("apt-cache", ["policy", *specs], apt_options, timeout))
-    # apt prints the native architecture's packages without the ':arch' suffix.
-    return [
-        DebAssessment(p, candidates.get(f"{p.name}:{p.architecture}", candidates.get(p.name)))
-        for p in packages
-    ]
+    policies = parse_policies(_apt("apt-cache", ["policy", *specs], apt_options, timeout))
+    results = []
+    for p in packages:
+        # apt prints the native architecture's packages without the ':arch' suffix.
+        policy = policies.get(f"{p.name}:{p.architecture}") or policies.get(p.name)
+        if policy is None or policy.candidate is None:
+            results.append(DebAssessment(p, None))
+            continue
+        files = policy.sources.get(policy.candidate, [])
+        suites = tuple(sorted({suites_of[f] for f in files if f in suites_of}))
+        results.append(DebAssessment(p, policy.candidate, suites))
+    return results
+
+
+def version_lower(left: str, right: str) -> bool:
+    """Debian's ordering (dpkg --compare-versions): whether `left` sorts before `right`."""
+    dpkg = shutil.which("dpkg")
+    if dpkg is None:
+        raise AptError("dpkg is not installed: the base image audit needs Debian's dpkg")
+    result = subprocess.run(
+        [dpkg, "--compare-versions", left, "lt", right], capture_output=True, check=False
+    )
+    if result.returncode not in (0, 1):
+        raise AptError(f"dpkg cannot compare the versions {left!r} and {right!r}")
+    return result.returncode == 0
+
+
+def changelog(
+    package: LockedDeb, version: str, apt_options: Sequence[str], timeout: float = 300
+) -> str | None:
+    """The changelog.Debian of `package` at `version`, downloaded with apt; None when the
+    package ships none of its own (its doc folder links to another package's)."""
+    with tempfile.TemporaryDirectory(prefix="audit-deb-") as scratch:
+        # The download goes to the working directory; as root, apt would otherwise hand it
+        # to its sandbox user, who cannot write a private temporary folder.
+        options = [*apt_options, "APT::Sandbox::User=root"] if os.geteuid() == 0 else apt_options
+        spec = f"{package.name}:{package.architecture}={version}"
+        _apt("apt-get", ["download", "-qq", spec], options, timeout, cwd=scratch)
+        debs = list(Path(scratch).glob("*.deb"))
+        if len(debs) != 1:
+            raise AptError(f"apt-get download {spec} left {len(debs)} .deb files, expected 1")
+        dpkg_deb = shutil.which("dpkg-deb")
+        if dpkg_deb is None:
+            raise AptError("dpkg-deb is not installed: the base image audit needs Debian's dpkg")
+        tar = subprocess.run(
+            [dpkg_deb, "--fsys-tarfile", str(debs[0])], capture_output=True, check=False
+        )
+        if tar.returncode != 0:
+            raise AptError(f"dpkg-deb cannot read {debs[0].name}: {tar.stderr.decode().strip()}")
+    with tarfile.open(fileobj=io.BytesIO(tar.stdout)) as archive:
+        members = [
+            m
+            for m in archive.getmembers()
+            if m.isfile()
+            and re.fullmatch(r"(\./)?usr/share/doc/[^/]+/changelog\.Debian\.gz", m.name)
+        ]
+        own = [m for m in members if f"/doc/{package.name}/" in m.name]
+        chosen = (own or members)[:1]
+        if not chosen:
+            return None
+        data = archive.extractfile(chosen[0])
+        if data is None:
+            raise AptError(f"{chosen[0].name} in {package.name} {version} cannot be read")
+        return gzip.decompress(data.read()).decode("utf-8", errors="replace")

@@ -1,25 +1,34 @@
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from tools.audit.apt import (
-    DEBIAN_KEYRING,
     AptError,
     LockedDeb,
     assess_debs,
     missing_suites,
     parse_candidates,
+    parse_package_files,
+    parse_policies,
     parse_source_suites,
+    private_apt,
     private_debian_apt,
     read_packages_lock,
     update_lists,
+    version_lower,
     write_apt_config,
 )
-from tools.audit.conftest import DebianApt
+from tools.audit.conftest import (
+    BOOKWORM,
+    DebianApt,
+    apt_over,
+    debian_archive,
+    needs_apt,
+    tool,
+)
 
 # `apt-cache policy` on a Debian 12 machine (trimmed).
 SOURCES = """Package files:
@@ -48,8 +57,6 @@ libc6:i386:
   Version table:
 """
 
-needs_apt = pytest.mark.skipif(shutil.which("apt-cache") is None, reason="needs Debian's apt")
-
 
 def test_reads_suites_from_apt_policy() -> None:
     assert parse_source_suites(SOURCES) == {"bookworm", "bookworm-security", "bookworm-updates"}
@@ -60,6 +67,20 @@ def test_reads_suites_from_apt_policy() -> None:
 
 def test_reads_candidates() -> None:
     assert parse_candidates(CANDIDATES) == {"tzdata": "2026f-0+deb12u1", "libc6:i386": None}
+
+
+def test_reads_where_each_version_comes_from() -> None:
+    files = parse_package_files(SOURCES)
+    security = "http://deb.debian.org/debian-security bookworm-security/main amd64 Packages"
+    assert files[security] == "bookworm-security"
+    assert parse_policies(CANDIDATES)["tzdata"].sources == {"2026f-0+deb12u1": [security]}
+
+
+def test_debian_version_order() -> None:
+    needs_apt()
+    assert version_lower("1:1.2.13.dfsg-1", "1:1.2.13.dfsg-1+deb12u1")
+    assert version_lower("2.36-9+deb12u9", "2.36-9+deb12u10")
+    assert not version_lower("1:0.1", "9.9")
 
 
 def test_reads_the_repository_packages_lock(tmp_path: Path) -> None:
@@ -89,53 +110,27 @@ def test_rejects_malformed_package_locks(tmp_path: Path, text: str, message: str
         read_packages_lock(lock)
 
 
-def apt_candidate(name: str, options: list[str]) -> str:
-    apt_cache = shutil.which("apt-cache")
-    assert apt_cache is not None
-    argv = [apt_cache, *[p for o in options for p in ("-o", o)], "policy", name]
-    output = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
-    candidate = parse_candidates(output)[name.split(":")[0]]
-    assert candidate is not None
-    return candidate
-
-
-def only_sources(tmp_path: Path, lines: str, lists: Path) -> list[str]:
-    """apt options that make apt read just these sources, from lists already downloaded."""
-    sources = tmp_path / "sources.list"
-    sources.write_text(lines)
-    return [
-        f"Dir::Etc::sourcelist={sources}",
-        f"Dir::Etc::sourceparts={tmp_path / 'none'}",
-        f"Dir::State::Lists={lists}",
-        "Dir::Cache::pkgcache=",
-        "Dir::Cache::srcpkgcache=",
-    ]
-
-
-def test_real_apt_without_security_sources_fails_naming_them(
-    tmp_path: Path, debian_apt: DebianApt
-) -> None:
-    keyring = f"[signed-by={DEBIAN_KEYRING}] " if debian_apt.options else ""
-    line = f"deb {keyring}http://deb.debian.org/debian bookworm main\n"
-    options = [*debian_apt.options, *only_sources(tmp_path, line, debian_apt.lists)]
+def test_apt_without_security_sources_fails_naming_them(tmp_path: Path) -> None:
+    apt = apt_over(tmp_path, {"bookworm": BOOKWORM["bookworm"]})
     with pytest.raises(
         AptError, match="lack bookworm-security, bookworm-updates \\(found: bookworm\\)"
     ):
-        assess_debs([LockedDeb("libc6", "1", "amd64")], options)
+        assess_debs([LockedDeb("libc6", "1", "amd64")], apt.options)
 
 
-def test_real_apt_compares_with_its_candidates(debian_apt: DebianApt) -> None:
-    current = apt_candidate("libc6:amd64", debian_apt.options)
+def test_apt_compares_with_its_candidates(debian_apt: DebianApt) -> None:
     results = assess_debs(
         [
-            LockedDeb("libc6", current, "amd64"),
+            LockedDeb("libc6", "2.36-9+deb12u13", "amd64"),
             LockedDeb("tzdata", "2020a-0", "all"),
             LockedDeb("no-such-package-x", "1", "amd64"),
         ],
         debian_apt.options,
     )
+    assert [r.candidate for r in results] == ["2.36-9+deb12u13", "2026a-0+deb12u1", None]
     assert [r.at_newest for r in results] == [True, False, False]
-    assert "(apt's candidate)" in results[1].describe()
+    assert results[1].describe() == "tzdata 2020a-0 -> 2026a-0+deb12u1 in bookworm-security"
+    assert results[1].from_security
     assert "apt has no candidate for no-such-package-x:amd64" in results[2].describe()
 
 
@@ -145,29 +140,35 @@ def test_missing_apt_fails_closed(monkeypatch: pytest.MonkeyPatch, tmp_path: Pat
         assess_debs([LockedDeb("libc6", "1", "amd64")])
 
 
-@needs_apt
-@pytest.mark.skipif(not DEBIAN_KEYRING.is_file(), reason="needs debian-archive-keyring")
-def test_private_debian_apt_state_reads_every_suite(tmp_path: Path) -> None:
-    options = private_debian_apt(tmp_path / "apt")
-    update_lists(options, timeout=300)
-    results = assess_debs([LockedDeb("tzdata", "2020a-0", "all")], options)
-    assert results[0].candidate is not None
-    assert not results[0].at_newest
+def test_unreachable_archive_fails_closed(tmp_path: Path) -> None:
+    """apt-get update without --error-on=any exits 0 here and keeps the stale lists."""
+    needs_apt()
+    options = private_apt(tmp_path, ["deb [trusted=yes] http://127.0.0.1:9/debian bookworm main"])
+    with pytest.raises(AptError, match="--error-on=any failed \\(100\\)"):
+        update_lists(options, timeout=120)
 
 
-@needs_apt
-@pytest.mark.skipif(not DEBIAN_KEYRING.is_file(), reason="needs debian-archive-keyring")
+def test_private_debian_apt_reads_debians_three_suites(tmp_path: Path) -> None:
+    keyring = tmp_path / "debian-archive-keyring.gpg"
+    keyring.write_bytes(b"")
+    options = private_debian_apt(tmp_path / "apt", keyring=keyring)
+    sources = (tmp_path / "apt" / "etc" / "sources.list").read_text().splitlines()
+    assert sources == [
+        f"deb [signed-by={keyring}] http://deb.debian.org/debian bookworm main",
+        f"deb [signed-by={keyring}] http://deb.debian.org/debian bookworm-updates main",
+        f"deb [signed-by={keyring}] http://deb.debian.org/debian-security bookworm-security main",
+    ]
+    assert f"Dir::State::status={tmp_path / 'apt' / 'status'}" in options
+
+
 def test_apt_config_file_gives_other_tools_the_private_state(tmp_path: Path) -> None:
-    config = write_apt_config(tmp_path / "apt.conf", private_debian_apt(tmp_path / "apt"))
+    needs_apt()
+    sources = debian_archive(tmp_path / "archive", BOOKWORM)
+    config = write_apt_config(tmp_path / "apt.conf", private_apt(tmp_path / "apt", sources))
     env = {"APT_CONFIG": str(config), "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
-    apt_get = shutil.which("apt-get")
-    apt_cache = shutil.which("apt-cache")
-    assert apt_get is not None
-    assert apt_cache is not None
-    subprocess.run([apt_get, "update", "-qq"], env=env, check=True, timeout=300)
-    assert list((tmp_path / "apt" / "lists").glob("*bookworm-security*InRelease"))
+    subprocess.run([tool("apt-get"), "update", "-qq"], env=env, check=True, timeout=120)
     policy = subprocess.run(
-        [apt_cache, "policy"], env=env, capture_output=True, text=True, check=True
+        [tool("apt-cache"), "policy"], env=env, capture_output=True, text=True, check=True
     )
     assert missing_suites(policy.stdout) == []
     assert "/var/lib/dpkg/status" not in policy.stdout

@@ -6,7 +6,7 @@ version = "0.4.10"          # the exception covers this locked version only
 reason = "why it cannot move yet"
 review_by = 2027-03-01      # a TOML date; the audit fails from that day on
 
-[[advisory]]                # an advisory the scanners (pip-audit, trivy) may ignore
+[[advisory]]                # an advisory `make audit` and the scanners (pip-audit, trivy) may pass
 id = "CVE-2025-00000"
 aliases = ["GHSA-xxxx-xxxx-xxxx"]   # optional: the same advisory in other databases
 package = "setuptools"
@@ -19,7 +19,7 @@ from __future__ import annotations
 import datetime
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,6 +50,15 @@ class AdvisoryException:
 class Exceptions:
     python: tuple[PythonException, ...] = ()
     advisories: tuple[AdvisoryException, ...] = ()
+
+    def for_advisory(self, package: str, names: Iterable[str]) -> AdvisoryException | None:
+        """The entry for this advisory (by its ID or any alias) in this package."""
+        key = normalize_name(package)
+        wanted = set(names)
+        for entry in self.advisories:
+            if normalize_name(entry.package) == key and wanted & {entry.id, *entry.aliases}:
+                return entry
+        return None
 
     def for_package(self, name: str, version: str) -> PythonException | None:
         key = normalize_name(name)

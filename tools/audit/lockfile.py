@@ -34,9 +34,12 @@ def parse_pants_lock(path: Path, text: str) -> list[LockedRequirement]:
     return sorted(requirements)
 
 
-def read_pants_lock(path: Path) -> list[LockedRequirement]:
+def read_lock_text(path: Path) -> str:
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except OSError as error:
         raise LockfileError(f"cannot read the lockfile {path}: {error.strerror}") from error
-    return parse_pants_lock(path, text)
+
+
+def read_pants_lock(path: Path) -> list[LockedRequirement]:
+    return parse_pants_lock(path, read_lock_text(path))

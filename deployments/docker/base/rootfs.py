@@ -99,7 +99,9 @@ def megabytes(size: int) -> str:
 def command_lock(args: argparse.Namespace) -> None:
     names = read_package_names(args.packages)
     if args.update:
-        run(["apt-get", "update", "-qq"])
+        # --error-on=any: a list apt could not fetch fails the lock instead of leaving
+        # it to pin from stale lists.
+        run(["apt-get", "update", "-qq", "--error-on=any"])
     old = {p.package: p.version for p in read_lock(args.lock)} if args.lock.is_file() else {}
     packages = resolve_lock(names)
     write_atomically(args.lock, lock_text(packages).encode())
