@@ -32,10 +32,11 @@ from check_jsonschema import main as check_jsonschema  # type: ignore[import-unt
 WORKFLOW_DIR = Path(".github/workflows")
 WORKFLOWS = sorted(WORKFLOW_DIR.glob("*.y*ml"))
 ACTIONS = sorted(Path(".github/actions").glob("*/action.y*ml"))
-EXPECTED_WORKFLOWS = {"ci.yml", "release.yml", "audit.yml"}
+EXPECTED_WORKFLOWS = {"ci.yml", "release.yml", "audit.yml", "relock.yml"}
 CI = WORKFLOW_DIR / "ci.yml"
 RELEASE = WORKFLOW_DIR / "release.yml"
 AUDIT = WORKFLOW_DIR / "audit.yml"
+RELOCK = WORKFLOW_DIR / "relock.yml"
 SETUP_PANTS = Path(".github/actions/setup-pants/action.yml")
 DEPLOY_ACTION = Path(".github/actions/deploy/action.yml")
 RULESETS = Path(".github/rulesets")
@@ -260,6 +261,40 @@ def test_each_action_has_one_pin() -> None:
                 pins.setdefault(action, set()).add(ref)
     mixed = {action: refs for action, refs in pins.items() if len(refs) > 1}
     assert not mixed, f"actions pinned to more than one commit: {mixed}"
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=ids(WORKFLOWS))
+def test_checkouts_keep_no_credentials(path: Path) -> None:
+    """A token left in .git/config is readable by every later step, new releases included."""
+    problems = [
+        f"{step.get('name') or step['uses']}: set `persist-credentials: false`"
+        for step in steps(path)
+        if str(step.get("uses", "")).startswith("actions/checkout@")
+        and step.get("with", {}).get("persist-credentials") is not False
+    ]
+    assert not problems, f"{path}:\n" + "\n".join(problems)
+
+
+def test_relock_runs_new_releases_without_write_credentials() -> None:
+    """The relock job runs freshly released code: read-only token, no cache it could save
+    for main's builds; only the pull-request job writes, and it runs nothing from the locks."""
+    relock_jobs = jobs(RELOCK)
+    for name, job in relock_jobs.items():
+        writes = {scope for scope, level in job.get("permissions", {}).items() if level == "write"}
+        scripts = " ".join(str(step.get("run", "")) for step in job.get("steps", []))
+        runs_new_code = re.search(r"\bmake\b|\./pants\b|rootfs\.py|tools\.audit", scripts)
+        if runs_new_code:
+            assert not writes, f"{name}: runs the new locks, so no write permission ({writes})"
+            for step in job.get("steps", []):
+                uses = str(step.get("uses", ""))
+                assert not uses.startswith("actions/cache@"), f"{name}: restore-only caches"
+                if uses == "./.github/actions/setup-pants":
+                    assert step["with"].get("cache-save") == "false", f"{name}: cache-save"
+        elif writes:
+            assert job.get("needs"), f"{name}: writes only after the tested relock job"
+    assert any(
+        "MERIDIAN_LOCK_EXCLUDE_NEWER" in str(step.get("run", "")) for step in steps(RELOCK)
+    ), "relock: the tool locks get a cooldown (uv --exclude-newer)"
 
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=ids(WORKFLOWS))
