@@ -48,6 +48,18 @@ class OutOfRangeError(ValueError):
 
 
 @dataclasses.dataclass(frozen=True)
+class HttpLimits:
+    """What the HTTP edge allows each client (see meridian_chassis.edge)."""
+
+    max_connections: int = 1024
+    header_timeout_seconds: float = 10.0
+    body_timeout_seconds: float = 30.0
+    keepalive_timeout_seconds: float = 5.0
+    max_header_bytes: int = 16 * 1024
+    max_body_bytes: int = 1024 * 1024
+
+
+@dataclasses.dataclass(frozen=True)
 class Settings:
     host: str
     port: int
@@ -61,6 +73,7 @@ class Settings:
     shutdown_grace_seconds: float
     reload: bool
     access_log_probes: bool = False
+    http: HttpLimits = dataclasses.field(default_factory=HttpLimits)
     security: TransportSecurity = dataclasses.field(default_factory=TransportSecurity)
 
     def secrets(self) -> list[str]:
@@ -198,6 +211,30 @@ class _Reader:
         return self.read(name, _integer(low, high), expected, default)
 
 
+def _http_limits(reader: _Reader) -> HttpLimits:
+    defaults = HttpLimits()
+    return HttpLimits(
+        max_connections=reader.integer(
+            "HTTP_MAX_CONNECTIONS", defaults.max_connections, 1, 100_000, "connections"
+        ),
+        header_timeout_seconds=reader.seconds(
+            "HTTP_HEADER_TIMEOUT_SECONDS", defaults.header_timeout_seconds, 300, False
+        ),
+        body_timeout_seconds=reader.seconds(
+            "HTTP_BODY_TIMEOUT_SECONDS", defaults.body_timeout_seconds, 600, False
+        ),
+        keepalive_timeout_seconds=reader.seconds(
+            "HTTP_KEEPALIVE_TIMEOUT_SECONDS", defaults.keepalive_timeout_seconds, 600, False
+        ),
+        max_header_bytes=reader.integer(
+            "HTTP_MAX_HEADER_BYTES", defaults.max_header_bytes, 1024, 1024 * 1024, "bytes"
+        ),
+        max_body_bytes=reader.integer(
+            "HTTP_MAX_BODY_BYTES", defaults.max_body_bytes, 0, 1024 * 1024 * 1024, "bytes"
+        ),
+    )
+
+
 def _with_secret_files(environ: Mapping[str, str]) -> tuple[dict[str, str], list[str]]:
     """`NAME_FILE=path` sets NAME to the file's content (a mounted Secret's key), for the
     settings that carry credentials; setting both NAME and NAME_FILE is an error."""
@@ -273,6 +310,7 @@ def load_settings(environ: Mapping[str, str], needs: frozenset[str] = frozenset(
         shutdown_grace_seconds=reader.seconds("SHUTDOWN_GRACE_SECONDS", 10.0, 300, False),
         reload=reader.read("MERIDIAN_RELOAD", _flag, "1, 0, true or false", False),
         access_log_probes=reader.read("ACCESS_LOG_PROBES", _flag, "1, 0, true or false", False),
+        http=_http_limits(reader),
     )
     security, problems = read_transport_security(
         resolved, settings.database_url, settings.redis_url

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from meridian_chassis.config import ConfigError, load_settings
+from meridian_chassis.config import ConfigError, HttpLimits, load_settings
 from meridian_testing.tls import make_ca
 
 ALL = frozenset({"database", "redis", "kafka"})
@@ -15,6 +15,14 @@ GOOD = {
 
 def test_defaults_when_nothing_is_required() -> None:
     settings = load_settings({})
+    assert settings.http == HttpLimits(
+        max_connections=1024,
+        header_timeout_seconds=10.0,
+        body_timeout_seconds=30.0,
+        keepalive_timeout_seconds=5.0,
+        max_header_bytes=16384,
+        max_body_bytes=1048576,
+    )
     assert settings.port == 8080
     assert settings.log_level == "INFO"
     assert settings.database_url is None
@@ -22,8 +30,18 @@ def test_defaults_when_nothing_is_required() -> None:
 
 
 def test_reads_every_setting() -> None:
-    env = {**GOOD, "PORT": "9000", "LOG_LEVEL": "debug", "SHUTDOWN_GRACE_SECONDS": "2.5"}
+    env = {
+        **GOOD,
+        "PORT": "9000",
+        "LOG_LEVEL": "debug",
+        "SHUTDOWN_GRACE_SECONDS": "2.5",
+        "HTTP_MAX_CONNECTIONS": "50",
+        "HTTP_HEADER_TIMEOUT_SECONDS": "0.5",
+        "HTTP_MAX_BODY_BYTES": "0",
+    }
     settings = load_settings(env, ALL)
+    assert (settings.http.max_connections, settings.http.header_timeout_seconds) == (50, 0.5)
+    assert settings.http.max_body_bytes == 0
     assert settings.port == 9000
     assert settings.log_level == "DEBUG"
     assert settings.kafka_bootstrap_servers == ("kafka-0:9092", "kafka-1:9092")
@@ -79,6 +97,11 @@ def test_settings_of_undeclared_dependencies_are_not_read() -> None:
         ("SHUTDOWN_DELAY_SECONDS", "Infinity", "a number of seconds from 0 to 300"),
         ("READINESS_TIMEOUT_SECONDS", "1_0", "a number of seconds above 0 to 60"),
         ("READINESS_CACHE_SECONDS", "inf", "a number of seconds from 0 to 60"),
+        ("HTTP_MAX_CONNECTIONS", "1e3", "a whole number of connections from 1 to 100000"),
+        ("HTTP_HEADER_TIMEOUT_SECONDS", "inf", "a number of seconds above 0 to 300"),
+        ("HTTP_BODY_TIMEOUT_SECONDS", "-1", "a number of seconds above 0 to 600"),
+        ("HTTP_KEEPALIVE_TIMEOUT_SECONDS", "nan", "a number of seconds above 0 to 600"),
+        ("HTTP_MAX_HEADER_BYTES", "16k", "a whole number of bytes from 1024 to 1048576"),
     ],
 )
 def test_malformed_value_names_the_variable_and_form(name: str, value: str, expected: str) -> None:
@@ -99,6 +122,11 @@ def test_malformed_value_names_the_variable_and_form(name: str, value: str, expe
         ("SHUTDOWN_DELAY_SECONDS", "300.5", "a number of seconds from 0 to 300"),
         ("SHUTDOWN_GRACE_SECONDS", "0.0", "a number of seconds above 0 to 300"),
         ("SHUTDOWN_GRACE_SECONDS", "99999999999999999999999", "a number of seconds above 0"),
+        ("HTTP_MAX_CONNECTIONS", "0", "a whole number of connections from 1 to 100000"),
+        ("HTTP_HEADER_TIMEOUT_SECONDS", "0", "a number of seconds above 0 to 300"),
+        ("HTTP_KEEPALIVE_TIMEOUT_SECONDS", "601", "a number of seconds above 0 to 600"),
+        ("HTTP_MAX_HEADER_BYTES", "512", "a whole number of bytes from 1024 to 1048576"),
+        ("HTTP_MAX_BODY_BYTES", "2147483648", "a whole number of bytes from 0 to 1073741824"),
     ],
 )
 def test_out_of_range_value_names_the_variable_and_bounds(

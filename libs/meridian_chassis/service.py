@@ -14,6 +14,7 @@ import uvicorn
 from meridian.platform.v1.service_info_pb2 import ServiceInfo
 from meridian_chassis.checks import Check
 from meridian_chassis.config import Settings
+from meridian_chassis.edge import edge_protocol, h11_buffer_limit
 from meridian_chassis.http import create_app
 from meridian_chassis.lifecycle import Lifecycle, Phase
 from meridian_chassis.logs import configure_logging
@@ -89,6 +90,10 @@ def serve(
         log_config=None,
         access_log=False,
         server_header=False,
+        http=edge_protocol(settings.http),
+        h11_max_incomplete_event_size=h11_buffer_limit(settings.http),
+        # The edge keeps its own (fractional) keep-alive deadline; uvicorn's is a backstop.
+        timeout_keep_alive=math.ceil(settings.http.keepalive_timeout_seconds),
         timeout_graceful_shutdown=math.ceil(settings.shutdown_grace_seconds),
     )
     server = _DrainingServer(config, lifecycle, settings.shutdown_delay_seconds)
