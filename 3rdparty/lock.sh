@@ -31,7 +31,8 @@ fi
 compile() {  # compile DIR INPUT OUTPUT [uv pip compile options...]
   local dir="$1" input="$2" output="$3"
   shift 3
-  (cd "${here}/${dir}" && "${work}/venv/bin/uv" pip compile --quiet --no-config --generate-hashes \
+  # --upgrade: without it uv keeps the versions already in the output file.
+  (cd "${here}/${dir}" && "${work}/venv/bin/uv" pip compile --quiet --no-config --generate-hashes --upgrade \
     --index-url "${MERIDIAN_INDEX_URL:-https://pypi.org/simple}" "${cooldown[@]}" \
     --custom-compile-command "make tool-locks" "$@" --output-file "${output}" "${input}")
 }
