@@ -384,7 +384,8 @@ def run_check(args: argparse.Namespace, now: datetime.datetime) -> int:
             if entry not in report.used_advisory_exceptions:
                 report.problem(
                     f"unused advisory exception {entry.id} ({entry.package}) in "
-                    f"{args.exceptions}: nothing it names is pinned any more: remove the entry"
+                    f"{args.exceptions}: the feed reports it for no pinned version any "
+                    "more: remove the entry"
                 )
     if args.freshness:
         report_freshness(args, pins, exceptions, now, report)
