@@ -519,6 +519,38 @@ def test_main_pushes_only_what_it_built_and_records_the_manifest() -> None:
             assert "github.event_name == 'push'" in job["if"], name
 
 
+def test_publish_signs_and_attests_what_it_pushes() -> None:
+    publish = jobs(CI)["publish"]
+    uses = [str(step.get("uses", "")).split("@")[0] for step in publish["steps"]]
+    assert publish["permissions"].get("id-token") == "write", "keyless signing needs OIDC"
+    assert publish["permissions"].get("attestations") == "write"
+    assert "sigstore/cosign-installer" in uses
+    assert "cosign sign --yes" in job_text(publish)
+    (attest,) = (s for s in publish["steps"] if "attest-build-provenance" in str(s.get("uses")))
+    assert attest["with"]["subject-checksums"].endswith("subjects.sha256")
+    # Signing happens after the push (it signs the pushed digests), before the manifest.
+    names = [str(step.get("name") or step.get("uses")) for step in publish["steps"]]
+    assert names.index("Push the built images and record their digests") < uses.index(
+        "sigstore/cosign-installer"
+    )
+
+
+def test_staging_verifies_signatures_before_it_deploys() -> None:
+    staging = jobs(CI)["staging"]["steps"]
+    verify = [i for i, s in enumerate(staging) if "tools.signing" in str(s.get("run", ""))]
+    deploy = [i for i, s in enumerate(staging) if s.get("uses") == "./.github/actions/deploy"]
+    assert verify, "staging: verify image signatures (python3 -m tools.signing)"
+    assert deploy
+    assert verify[0] < deploy[0]
+
+
+def test_no_image_is_built_from_a_movable_tag() -> None:
+    """hadolint's action builds FROM hadolint/hadolint:<tag>; the pinned wheel replaces it."""
+    for path in WORKFLOWS + ACTIONS:
+        assert not any("hadolint-action" in reference for reference in uses_lines(path)), path
+    assert any("tools/images/lint.sh" in script for script in run_scripts(CI))
+
+
 def test_pull_requests_cannot_write_the_shared_cache() -> None:
     """The read-write cache token is an environment secret of `ci-cache-write` (deployment
     branch main); pull requests get the repository's read-only token and write nothing."""

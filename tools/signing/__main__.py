@@ -1,0 +1,5 @@
+import sys
+
+from tools.signing.verify import main
+
+sys.exit(main())
