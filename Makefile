@@ -136,5 +136,6 @@ stop-pantsd: ## Stop this checkout's Pants daemon (the next ./pants starts a fre
 
 .PHONY: clean
 clean: ## Remove build outputs and local stack data (keeps Pants' caches)
+	if [ -L .local/postgres ]; then rm -rf "$$(readlink .local/postgres)"; fi
 	rm -rf dist .local .pids
 	$(PANTS) clean-all

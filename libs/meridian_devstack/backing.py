@@ -7,16 +7,69 @@ SIGTERM stops the server cleanly.
 from __future__ import annotations
 
 import argparse
+import hashlib
+import pwd
 import signal
+import stat
 import sys
 import threading
 from pathlib import Path
 
-from meridian_testing.servers import KafkaServer, PostgresServer, RedisServer, Server, ServerError
+from meridian_testing.servers import (
+    KafkaServer,
+    PostgresServer,
+    RedisServer,
+    Server,
+    ServerError,
+    blocking_directory,
+    postgres_user,
+)
+
+# World-writable with the sticky bit, kept across reboots, reachable by every user.
+RELOCATED_ROOT = Path("/var/tmp")  # noqa: S108 - private subdirectory checked before use
+
+
+def relocated_workdir(requested: Path) -> Path:
+    digest = hashlib.sha256(str(requested).encode()).hexdigest()[:12]
+    return RELOCATED_ROOT / f"meridian-postgres-{digest}"
+
+
+def postgres_workdir(requested: Path) -> Path:
+    """`requested`, or when PostgreSQL's user cannot reach it (root in a clone under a
+    private directory, e.g. root's home), a directory under /var/tmp that `requested`
+    becomes a link to (so the next run, and `make clean`, find it)."""
+    user = postgres_user()
+    if user is None:
+        return requested
+    blocked = blocking_directory(requested, user)
+    if blocked is None:
+        return requested
+    relocated = relocated_workdir(requested)
+    print(
+        f"postgres: its user `{user}` cannot enter {blocked} "
+        f"(mode {stat.S_IMODE(blocked.stat().st_mode):o}), so its data lives in {relocated}; "
+        f"{requested} links there",
+        flush=True,
+    )
+    relocated.mkdir(mode=0o700, exist_ok=True)
+    # /var/tmp is shared: a directory another user made there in advance must not be used.
+    info = relocated.lstat()
+    owners = {0, pwd.getpwnam(user).pw_uid}
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid not in owners or info.st_mode & 0o077:
+        raise ServerError(
+            f"{relocated} is not a private directory of root or `{user}` (mode "
+            f"{stat.S_IMODE(info.st_mode):o}, owner uid {info.st_uid}); remove it and run again"
+        )
+    if not requested.exists():
+        requested.parent.mkdir(parents=True, exist_ok=True)
+        requested.symlink_to(relocated)
+    return relocated
 
 
 def _build(args: argparse.Namespace) -> Server:
     workdir = Path(args.data).resolve()
+    if args.kind == "postgres":
+        workdir = postgres_workdir(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     if args.kind == "postgres":
         postgres = PostgresServer(args.port, workdir)

@@ -8,11 +8,13 @@ its own temporary directory, and can be stopped and started again on the same po
 from __future__ import annotations
 
 import contextlib
+import grp
 import os
 import pwd
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import tempfile
 import time
@@ -50,6 +52,40 @@ def require_binary(name: str, hint: str) -> str:
     if path is None:
         raise ServerError(f"`{name}` is not on PATH; {hint}")
     return path
+
+
+def run_tool(argv: list[str], what: str) -> subprocess.CompletedProcess[str]:
+    """Run a helper command; when it fails, the error says what it printed."""
+    result = subprocess.run(argv, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        output = (result.stderr.strip() + "\n" + result.stdout.strip()).strip()
+        raise ServerError(
+            f"{what} failed with exit code {result.returncode}: {' '.join(argv)}\n"
+            + (output or "(it printed nothing)")
+        )
+    return result
+
+
+def blocking_directory(path: Path, user: str) -> Path | None:
+    """The first directory above `path` that `user` may not enter, if any."""
+    entry = pwd.getpwnam(user)
+    groups = {entry.pw_gid} | {group.gr_gid for group in grp.getgrall() if user in group.gr_mem}
+    for directory in reversed(path.parents):
+        info = directory.stat()
+        if info.st_uid == entry.pw_uid:
+            allowed = info.st_mode & stat.S_IXUSR
+        elif info.st_gid in groups:
+            allowed = info.st_mode & stat.S_IXGRP
+        else:
+            allowed = info.st_mode & stat.S_IXOTH
+        if not allowed:
+            return directory
+    return None
+
+
+def postgres_user() -> str | None:
+    """The user PostgreSQL runs as: this one, or an unprivileged one under root."""
+    return _unprivileged_user()
 
 
 def _unprivileged_user() -> str | None:
@@ -146,17 +182,24 @@ class PostgresServer(Server):
 
     def prepare(self) -> None:
         initdb = require_binary("initdb", "install PostgreSQL (Debian: apt-get install postgresql)")
+        if self.user is not None:
+            blocked = blocking_directory(self.workdir, self.user)
+            if blocked is not None:
+                raise ServerError(
+                    f"PostgreSQL runs as `{self.user}` (it refuses root), which cannot enter "
+                    f"{blocked} (mode {stat.S_IMODE(blocked.stat().st_mode):o}): put its data "
+                    f"elsewhere, e.g. under {tempfile.gettempdir()}, or `chmod o+x {blocked}`"
+                )
         self.datadir.mkdir(parents=True, exist_ok=True)
         if self.user is not None:
             entry = pwd.getpwnam(self.user)
             for path in (self.workdir, self.datadir):
                 os.chown(path, entry.pw_uid, entry.pw_gid)
-        subprocess.run(
+        run_tool(
             self._as_user(
                 [initdb, "-D", str(self.datadir), "-U", "meridian", "--auth=trust", "-E", "UTF8"]
             ),
-            check=True,
-            capture_output=True,
+            "initdb",
         )
 
     def command(self) -> list[str]:
@@ -211,14 +254,11 @@ class PostgresServer(Server):
             "psql", "install the PostgreSQL client (apt-get install postgresql-client)"
         )
         query = f"SELECT 1 FROM pg_database WHERE datname = '{name}'"  # noqa: S608 - identifier checked above
-        found = subprocess.run(
-            [psql, self.url(), "-tAc", query], check=True, capture_output=True, text=True
-        )
+        found = run_tool([psql, self.url(), "-tAc", query], "psql")
         if found.stdout.strip() != "1":
-            subprocess.run(
+            run_tool(
                 [psql, self.url(), "-v", "ON_ERROR_STOP=1", "-c", f'CREATE DATABASE "{name}"'],
-                check=True,
-                capture_output=True,
+                "psql",
             )
 
 
