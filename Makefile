@@ -130,12 +130,11 @@ hooks: bootstrap ## Install the git pre-commit hooks
 
 .PHONY: stop-pantsd
 stop-pantsd: ## Stop this checkout's Pants daemon (the next ./pants starts a fresh one)
-	@pid_file="$$(ls .pids/*/pantsd/pid 2>/dev/null | head -1)"; \
+	@pid_file="$$(ls .pids/*/pantsd/pid 2>/dev/null | head -1 || true)"; \
 	  if [[ -n "$$pid_file" ]] && kill "$$(cat "$$pid_file")" 2>/dev/null; then echo "stopped pantsd $$(cat "$$pid_file")"; \
 	  else echo "no pantsd runs for this checkout"; fi
 
 .PHONY: clean
-clean: ## Remove build outputs and local stack data (keeps Pants' caches)
+clean: stop-pantsd ## Remove build outputs and local stack data (keeps Pants' caches)
 	if [ -L .local/postgres ]; then rm -rf "$$(readlink .local/postgres)"; fi
-	rm -rf dist .local .pids
-	$(PANTS) clean-all
+	rm -rf dist .local .pids .pants.d
