@@ -23,11 +23,35 @@ def _service_dockerfile():
         ) from None
 
 
+# The chassis module of each backing service's client: the only one importing its
+# client library (libs/meridian_chassis/clients).
+_CLIENT_MODULE = "libs/meridian_chassis/clients/{need}.py"
+_NEEDS = ("database", "redis", "kafka")
+
+
+def _declared_needs(directory):
+    """The `needs: [...]` list of services/<package>/service.yaml, as the catalog writes
+    it (libs/meridian_chassis/declaration.py validates the file; this only reads it)."""
+    path = f"{directory}/service.yaml"
+    with open(path) as declaration:
+        lines = [line.split("#")[0].strip() for line in declaration.read().splitlines()]
+    listed = [line[len("needs:") :].strip() for line in lines if line.startswith("needs:")]
+    if len(listed) != 1 or not (listed[0].startswith("[") and listed[0].endswith("]")):
+        raise ValueError(f"{path}: expected one line `needs: [...]`, e.g. needs: [database]")
+    needs = [need.strip() for need in listed[0][1:-1].split(",") if need.strip()]
+    unknown = [need for need in needs if need not in _NEEDS]
+    if unknown:
+        raise ValueError(f"{path}: unknown needs {unknown}; choose from {list(_NEEDS)}")
+    return needs
+
+
 def meridian_service():
     package = build_file_dir().name
-    # service.yaml declares the service (port, needs); the chassis reads it at start-up.
+    # service.yaml declares the service (port, needs); the chassis reads it at start-up,
+    # and opens a client of each need, whose module (and library) only these services get.
     resource(name="declaration", source="service.yaml")
-    python_sources(name="lib", dependencies=[":declaration"])
+    clients = [_CLIENT_MODULE.format(need=need) for need in _declared_needs(build_file_dir())]
+    python_sources(name="lib", dependencies=[":declaration", *clients])
     python_tests(name="tests")
     # What `make run` and Tilt's local mode run, and restart on every edit. In venv mode
     # the PEX builds a virtualenv on its first run and then starts in about 0.1 s, where

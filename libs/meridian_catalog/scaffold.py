@@ -38,11 +38,13 @@ def _files(declaration: Declaration) -> dict[str, str]:
         "BUILD": "meridian_service()\n",
         "__init__.py": "",
         DECLARATION_FILE: (
-            f"# The {name} service: its host port in `make run` and Tilt, and the backing\n"
-            "# services it needs (any of database, redis, kafka). After editing, run\n"
+            f"# The {name} service: its host port in `make run` and Tilt, the backing\n"
+            "# services it needs (any of database, redis, kafka) and which of those it keeps\n"
+            "# serving without (`optional`: readiness ignores them). After editing, run\n"
             "# `make services`.\n"
             f"port: {declaration.port}\n"
             f"needs: [{needs}]\n"
+            "optional: []\n"
         ),
         "main.py": (
             f'"""Entry point of the {name} service."""\n'

@@ -13,9 +13,13 @@ async def _no_resources() -> None:
 
 @dataclass(frozen=True)
 class Check:
+    """`critical`: the service cannot serve without it (service.yaml's needs that are not
+    `optional`); a failing optional check leaves the service ready, degraded."""
+
     name: str
     probe: Callable[[], Awaitable[None]]
     close: Callable[[], Awaitable[None]] = field(default=_no_resources)
+    critical: bool = True
 
 
 @dataclass(frozen=True)
@@ -27,6 +31,7 @@ class CheckResult:
     ok: bool
     detail: str
     outcome: str = "ok"
+    critical: bool = True
 
 
 async def _run_one(check: Check, timeout: float) -> CheckResult:
@@ -34,11 +39,11 @@ async def _run_one(check: Check, timeout: float) -> CheckResult:
         await asyncio.wait_for(check.probe(), timeout)
     except TimeoutError:
         detail = f"no answer within {timeout:g}s"
-        return CheckResult(check.name, ok=False, detail=detail, outcome="timed out")
+        return CheckResult(check.name, False, detail, "timed out", check.critical)
     except Exception as error:  # any failure means "not ready": report it
         detail = f"{type(error).__name__}: {error}"
-        return CheckResult(check.name, ok=False, detail=detail, outcome="failed")
-    return CheckResult(check.name, ok=True, detail="ok")
+        return CheckResult(check.name, False, detail, "failed", check.critical)
+    return CheckResult(check.name, True, "ok", "ok", check.critical)
 
 
 async def run_checks(checks: Sequence[Check], timeout: float) -> list[CheckResult]:

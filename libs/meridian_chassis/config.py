@@ -74,6 +74,9 @@ class Settings:
     reload: bool
     access_log_probes: bool = False
     http: HttpLimits = dataclasses.field(default_factory=HttpLimits)
+    # The most one call to a backing service (connect, query, command, send) may take:
+    # a degraded optional dependency fails requests' calls fast instead of holding them.
+    client_timeout_seconds: float = 2.0
     security: TransportSecurity = dataclasses.field(default_factory=TransportSecurity)
 
     def secrets(self) -> list[str]:
@@ -311,6 +314,7 @@ def load_settings(environ: Mapping[str, str], needs: frozenset[str] = frozenset(
         reload=reader.read("MERIDIAN_RELOAD", _flag, "1, 0, true or false", False),
         access_log_probes=reader.read("ACCESS_LOG_PROBES", _flag, "1, 0, true or false", False),
         http=_http_limits(reader),
+        client_timeout_seconds=reader.seconds("CLIENT_TIMEOUT_SECONDS", 2.0, 60, False),
     )
     security, problems = read_transport_security(
         resolved, settings.database_url, settings.redis_url

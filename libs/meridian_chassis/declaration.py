@@ -22,7 +22,8 @@ DNS_LABEL = re.compile(r"^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")
 EXPECTED_FORM = (
     "a mapping like\n"
     "    port: 8084              # host port in `make run` and Tilt, 1024-65535\n"
-    "    needs: [database, redis, kafka]   # any of these, or []"
+    "    needs: [database, redis, kafka]   # any of these, or []\n"
+    "    optional: [redis]       # needs it serves without (degraded); default []"
 )
 
 
@@ -36,6 +37,8 @@ class Declaration:
     package: str
     port: int
     needs: frozenset[str]
+    # Needs the service keeps serving without: readiness does not fail on them.
+    optional: frozenset[str] = frozenset()
 
 
 def service_name(package: str) -> str:
@@ -50,7 +53,7 @@ def parse_declaration(package: str, text: str, where: str) -> Declaration:
         raise DeclarationError(f"{where}: not valid YAML ({error})") from None
     if not isinstance(document, dict):
         raise DeclarationError(f"{where}: expected {EXPECTED_FORM}")
-    unknown = sorted(set(document) - {"port", "needs"})
+    unknown = sorted(set(document) - {"port", "needs", "optional"})
     if unknown:
         raise DeclarationError(
             f"{where}: unknown field(s) {', '.join(unknown)}; expected {EXPECTED_FORM}"
@@ -63,6 +66,12 @@ def parse_declaration(package: str, text: str, where: str) -> Declaration:
         raise DeclarationError(
             f"{where}: `needs` must be a list of {', '.join(DEPENDENCIES)}, got {needs!r}"
         )
+    optional = document.get("optional", [])
+    if not isinstance(optional, list) or not all(need in needs for need in optional):
+        raise DeclarationError(
+            f"{where}: `optional` must be a list of needs from `needs` ({needs!r}) that the "
+            f"service keeps serving without, got {optional!r}"
+        )
     name = service_name(package)
     if not DNS_LABEL.match(name):
         raise DeclarationError(
@@ -70,7 +79,13 @@ def parse_declaration(package: str, text: str, where: str) -> Declaration:
             "not a DNS label (lowercase letters, digits and underscores, starting with a "
             "letter, at most 63 characters)"
         )
-    return Declaration(name=name, package=package, port=port, needs=frozenset(needs))
+    return Declaration(
+        name=name,
+        package=package,
+        port=port,
+        needs=frozenset(needs),
+        optional=frozenset(optional),
+    )
 
 
 def load_packaged_declaration(package: str) -> Declaration:

@@ -15,9 +15,14 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route, Router
 
 from meridian.platform.v1.service_info_pb2 import ServiceInfo
+from meridian_chassis.clients import DependencyUnavailableError
 from meridian_chassis.draining import CloseConnectionsWhileDraining
 from meridian_chassis.lifecycle import Lifecycle, Phase
-from meridian_chassis.observability import ObservabilityMiddleware, RequestMetrics
+from meridian_chassis.observability import (
+    DependencyMetrics,
+    ObservabilityMiddleware,
+    RequestMetrics,
+)
 from meridian_chassis.readiness import ReadinessMonitor
 
 
@@ -30,6 +35,7 @@ def create_app(
 ) -> Starlette:
     registry = CollectorRegistry()
     metrics = RequestMetrics(registry)
+    readiness.observers.append(DependencyMetrics(registry).update)
     version_body = MessageToDict(info, preserving_proto_field_name=True)
 
     async def live(_: Request) -> Response:
@@ -44,12 +50,21 @@ def create_app(
         if lifecycle.phase is not Phase.SERVING:
             return JSONResponse({"status": lifecycle.phase.value, "checks": {}}, status_code=503)
         results = await readiness.results()
-        healthy = all(result.ok for result in results)
+        # Only critical checks decide readiness; a failing optional one leaves the
+        # service in rotation, serving without it ("degraded").
+        healthy = all(result.ok for result in results if result.critical)
+        degraded = not all(result.ok for result in results)
         body = {
-            "status": "ready" if healthy else "not ready",
-            "checks": {r.name: {"ok": r.ok, "detail": r.outcome} for r in results},
+            "status": ("degraded" if degraded else "ready") if healthy else "not ready",
+            "checks": {
+                r.name: {"ok": r.ok, "detail": r.outcome, "critical": r.critical} for r in results
+            },
         }
         return JSONResponse(body, status_code=200 if healthy else 503)
+
+    async def unavailable(_: Request, error: Exception) -> Response:
+        # A client used before it is open or after it closed: the caller may retry.
+        return JSONResponse({"error": str(error)}, status_code=503)
 
     async def version(_: Request) -> Response:
         return JSONResponse(version_body)
@@ -88,6 +103,7 @@ def create_app(
     app = Starlette(
         routes=all_routes,
         lifespan=lifespan,
+        exception_handlers={DependencyUnavailableError: unavailable},
         middleware=[
             Middleware(
                 ObservabilityMiddleware,

@@ -60,10 +60,35 @@ def test_ready_names_each_check_and_fails_when_any_is_down() -> None:
         reply = http.get("/health/ready")
     assert reply.status_code == 503
     assert reply.json()["checks"] == {
-        "database": {"ok": True, "detail": "ok"},
-        "redis": {"ok": False, "detail": "failed"},
-        "kafka": {"ok": False, "detail": "timed out"},
+        "database": {"ok": True, "detail": "ok", "critical": True},
+        "redis": {"ok": False, "detail": "failed", "critical": True},
+        "kafka": {"ok": False, "detail": "timed out", "critical": True},
     }
+
+
+def test_a_failing_optional_check_leaves_the_service_ready_and_degraded(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with (
+        caplog.at_level(logging.INFO, "meridian.readiness"),
+        client(Check("database", healthy), Check("redis", refused, critical=False)) as http,
+    ):
+        assert _started(http)
+        reply = http.get("/health/ready")
+        metrics = http.get("/metrics").text
+    assert reply.status_code == 200
+    assert reply.json() == {
+        "status": "degraded",
+        "checks": {
+            "database": {"ok": True, "detail": "ok", "critical": True},
+            "redis": {"ok": False, "detail": "failed", "critical": False},
+        },
+    }
+    assert 'meridian_dependency_up{critical="false",dependency="redis"} 0.0' in metrics
+    assert 'meridian_dependency_up{critical="true",dependency="database"} 1.0' in metrics
+    (degraded,) = (r for r in caplog.records if r.name == "meridian.readiness")
+    assert degraded.getMessage() == "dependency degraded, serving without it"
+    assert (degraded.check, degraded.critical) == ("redis", False)  # type: ignore[attr-defined]
 
 
 def test_ready_names_the_failing_check_and_logs_why_once(
@@ -79,7 +104,7 @@ def test_ready_names_the_failing_check_and_logs_why_once(
         assert _started(http)
         replies = [http.get("/health/ready") for _ in range(3)]
     assert {reply.text for reply in replies} == {
-        '{"status":"not ready","checks":{"database":{"ok":false,"detail":"failed"}}}'
+        '{"status":"not ready","checks":{"database":{"ok":false,"detail":"failed","critical":true}}}'
     }
     failures = [r for r in caplog.records if r.getMessage() == "readiness check failed"]
     assert [(r.check, r.error) for r in failures] == [  # type: ignore[attr-defined]

@@ -67,7 +67,8 @@ def test_ready_with_every_dependency_up(service: RunningService) -> None:
     reply = service.get("/health/ready")
     assert reply.status == 200, reply.text
     assert reply.body["checks"] == {
-        name: {"ok": True, "detail": "ok"} for name in ("database", "redis", "kafka")
+        name: {"ok": True, "detail": "ok", "critical": True}
+        for name in ("database", "redis", "kafka")
     }
 
 
@@ -236,9 +237,9 @@ def test_failing_checks_say_which_failed_and_log_why_without_credentials(
     assert reply.body == {
         "status": "not ready",
         "checks": {
-            "database": {"ok": False, "detail": "failed"},
-            "redis": {"ok": False, "detail": "failed"},
-            "kafka": {"ok": True, "detail": "ok"},
+            "database": {"ok": False, "detail": "failed", "critical": True},
+            "redis": {"ok": False, "detail": "failed", "critical": True},
+            "kafka": {"ok": True, "detail": "ok", "critical": True},
         },
     }
     assert (answer.status, answer.getheader("location")) == (404, None)

@@ -1,7 +1,7 @@
 """A service's entry point: validate settings, listen at once, then load and serve.
 
-The listener is bound before the web framework and the database, Redis and Kafka
-clients are imported, so from the first moments of the process the kernel accepts
+The listener is bound before the web framework, the service's routes and the database,
+Redis and Kafka clients are imported, so from the first moments of the process the kernel accepts
 connections (queued until the server answers them) instead of refusing probes.
 """
 
@@ -53,6 +53,7 @@ def run(spec: ServiceSpec, environ: Mapping[str, str] | None = None) -> None:
         sys.exit(1)
     # Imported only now: loading them takes most of the start-up time.
     from meridian_chassis.buildinfo import service_info
+    from meridian_chassis.clients import Clients, UndeclaredDependencyError
     from meridian_chassis.service import serve
 
     try:
@@ -60,4 +61,16 @@ def run(spec: ServiceSpec, environ: Mapping[str, str] | None = None) -> None:
     except ConfigError as error:
         listener.close()
         _config_error(spec, error)
-    serve(spec, settings, info, listener)
+    clients = Clients(spec.name, settings, spec.dependencies, spec.optional)
+    for problem in clients.missing():
+        print(f"{spec.name}: {problem}", file=sys.stderr)
+    if clients.missing():
+        listener.close()
+        sys.exit(1)
+    try:
+        routes = spec.routes(clients) if callable(spec.routes) else spec.routes
+    except UndeclaredDependencyError as error:
+        listener.close()
+        print(f"{spec.name}: {error}", file=sys.stderr)
+        sys.exit(CONFIG_ERROR_EXIT_CODE)
+    serve(spec, settings, info, listener, clients, routes)

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.routing import Match, Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from meridian_chassis.checks import CheckResult
 
 access_log = logging.getLogger("meridian.access")
 PROBE_PATHS = frozenset({"/health/live", "/health/ready", "/health/startup"})
@@ -27,6 +30,24 @@ class RequestMetrics:
             ["method", "route"],
             registry=registry,
         )
+
+
+class DependencyMetrics:
+    """Each backing service's state as the latest readiness round saw it: an optional
+    one that is down shows here while the service stays ready."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.up = Gauge(
+            "meridian_dependency_up",
+            "1 if the backing service passed the latest readiness check, else 0; critical "
+            "is false for the needs the service serves without (degraded).",
+            ["dependency", "critical"],
+            registry=registry,
+        )
+
+    def update(self, results: Sequence[CheckResult]) -> None:
+        for result in results:
+            self.up.labels(result.name, str(result.critical).lower()).set(int(result.ok))
 
 
 def _route_template(router: Router, scope: Scope) -> str:

@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from meridian_chassis.checks import Check, CheckResult, run_checks
 
 ChecksLoader = Callable[[], Sequence[Check]]
+RoundObserver = Callable[[Sequence[CheckResult]], None]
 log = logging.getLogger("meridian.readiness")
 
 
@@ -40,6 +41,8 @@ class ReadinessMonitor:
         self._latest: list[CheckResult] | None = None
         self._latest_started = 0.0
         self._in_flight: asyncio.Task[list[CheckResult]] | None = None
+        # Called with each round's results (e.g. to set the dependency metrics).
+        self.observers: list[RoundObserver] = []
 
     async def results(self) -> list[CheckResult]:
         if self._latest is not None and self.clock() - self._latest_started < self.max_age:
@@ -65,6 +68,8 @@ class ReadinessMonitor:
                 self._load = None
             results = await run_checks(self.checks, self.timeout)
             self._log_changes(results)
+            for observe in self.observers:
+                observe(results)
             self.rounds += 1
             self._latest, self._latest_started = results, started
             return results
@@ -80,12 +85,17 @@ class ReadinessMonitor:
         before = {result.name: result for result in self._latest or ()}
         for result in results:
             previous = before.get(result.name)
+            # An optional dependency's failure leaves the service ready: said differently.
+            failed, passed = (
+                ("readiness check failed", "readiness check passed")
+                if result.critical
+                else ("dependency degraded, serving without it", "dependency recovered")
+            )
+            extra = {"check": result.name, "critical": result.critical}
             if not result.ok and (previous is None or previous.detail != result.detail):
-                log.warning(
-                    "readiness check failed", extra={"check": result.name, "error": result.detail}
-                )
+                log.warning(failed, extra={**extra, "error": result.detail})
             elif result.ok and previous is not None and not previous.ok:
-                log.info("readiness check passed", extra={"check": result.name})
+                log.info(passed, extra=extra)
 
     async def close(self) -> None:
         if self._in_flight is not None:

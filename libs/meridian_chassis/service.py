@@ -7,12 +7,14 @@ import math
 import signal
 import socket
 import threading
+from collections.abc import Sequence
 from types import FrameType
 
 import uvicorn
+from starlette.routing import BaseRoute
 
 from meridian.platform.v1.service_info_pb2 import ServiceInfo
-from meridian_chassis.checks import Check
+from meridian_chassis.clients import Clients
 from meridian_chassis.config import Settings
 from meridian_chassis.edge import edge_protocol, h11_buffer_limit
 from meridian_chassis.http import create_app
@@ -57,21 +59,22 @@ class _DrainingServer(uvicorn.Server):
 
 
 def serve(
-    spec: ServiceSpec, settings: Settings, info: ServiceInfo, listener: socket.socket
+    spec: ServiceSpec,
+    settings: Settings,
+    info: ServiceInfo,
+    listener: socket.socket,
+    clients: Clients,
+    routes: Sequence[BaseRoute],
 ) -> None:
     redact = Redactor(settings.secrets())
     configure_logging(spec.name, settings.log_level, redact)
     redact_uncaught_exceptions(redact)
     lifecycle = Lifecycle()
 
-    def load_checks() -> list[Check]:
-        # The client libraries take most of the start-up time: loaded while serving.
-        from meridian_chassis.probes import checks_for
-
-        return checks_for(settings)
-
+    # The clients' libraries take most of the start-up time: loaded while serving. The
+    # checks' `close` closes the clients, after the last request (lifespan shutdown).
     readiness = ReadinessMonitor(
-        load_checks,
+        clients.load,
         timeout=settings.readiness_timeout_seconds,
         max_age=settings.readiness_cache_seconds,
     )
@@ -79,7 +82,7 @@ def serve(
         info=info,
         lifecycle=lifecycle,
         readiness=readiness,
-        routes=spec.routes,
+        routes=routes,
         access_log_probes=settings.access_log_probes,
     )
     config = uvicorn.Config(
@@ -107,7 +110,14 @@ def serve(
         packages = ["meridian_chassis", spec.name.replace("-", "_")]
         watcher = SourceWatcher(package_dirs(packages), server.stop_for_reload)
         watcher.start()
-    log.info("starting", extra={"port": settings.port, "dependencies": sorted(spec.dependencies)})
+    log.info(
+        "starting",
+        extra={
+            "port": settings.port,
+            "dependencies": sorted(spec.dependencies),
+            "optional": sorted(spec.optional),
+        },
+    )
     server.run(sockets=[listener])
     if watcher is not None and watcher.changed.is_set():
         log.info("reloading")

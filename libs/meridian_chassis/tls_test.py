@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from meridian_chassis.checks import CheckResult, run_checks
-from meridian_chassis.config import load_settings
-from meridian_chassis.probes import checks_for
+from meridian_chassis.checks import Check, CheckResult, run_checks
+from meridian_chassis.clients import Clients
+from meridian_chassis.clients.database import DatabaseClient
+from meridian_chassis.config import Settings, load_settings
 from meridian_chassis.readiness import ReadinessMonitor
 from meridian_chassis.transport import kafka_options
 from meridian_testing.process import python_command, running_service
@@ -21,6 +22,10 @@ from meridian_testing.servers import KafkaServer, PostgresServer, RedisServer, f
 from meridian_testing.tls import KeyPair, issue, make_ca
 
 REDIS_USER, REDIS_PASSWORD = "ledger", "s3cret-for-tests"
+
+
+def checks_for(settings: Settings, needs: frozenset[str]) -> list[Check]:
+    return Clients("tls-probe", settings, needs).load()
 
 
 @dataclass
@@ -72,8 +77,8 @@ def servers() -> Iterator[TlsServers]:
 
 
 async def _check(env: dict[str, str]) -> dict[str, CheckResult]:
-    settings = load_settings(env, frozenset({"database", "redis"}))
-    checks = checks_for(settings)
+    needs = frozenset({"database", "redis"})
+    checks = checks_for(load_settings(env, needs), needs)
     try:
         return {result.name: result for result in await run_checks(checks, 5)}
     finally:
@@ -137,16 +142,17 @@ async def test_redis_refuses_a_wrong_password(servers: TlsServers) -> None:
 
 
 async def test_connections_are_reused_between_checks(servers: TlsServers) -> None:
-    settings = load_settings(servers.environment(), frozenset({"database", "redis"}))
-    readiness = ReadinessMonitor(checks_for(settings), timeout=5, max_age=0)
+    needs = frozenset({"database", "redis"})
+    clients = Clients("tls-probe", load_settings(servers.environment(), needs), needs)
+    readiness = ReadinessMonitor(clients.load, timeout=5, max_age=0)
     try:
         first = await readiness.results()
-        database = readiness.checks[0].probe
-        connection = getattr(database, "connection", None)
+        pool = clients.get(DatabaseClient).pool
         for _ in range(3):
             assert all(result.ok for result in await readiness.results())
-        assert connection is not None
-        assert getattr(database, "connection", None) is connection
+        # One connection, opened by the first check and reused by the others.
+        assert pool.get_size() == 1
+        assert clients.get(DatabaseClient).pool is pool
         assert all(result.ok for result in first)
     finally:
         await readiness.close()
@@ -198,7 +204,8 @@ async def test_kafka_over_ssl_fails_against_a_plain_text_broker(
             "KAFKA_SECURITY_PROTOCOL": "SSL",
             "KAFKA_SSL_CA_FILE": str(servers.ca.cert),
         }
-        checks = checks_for(load_settings(env, frozenset({"kafka"})))
+        needs = frozenset({"kafka"})
+        checks = checks_for(load_settings(env, needs), needs)
         (result,) = await run_checks(checks, 3)
         await checks[0].close()
     finally:

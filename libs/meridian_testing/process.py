@@ -29,8 +29,13 @@ class Reply:
 
 
 def http_get(url: str, timeout: float = 5.0) -> Reply:
+    return http_request("GET", url, timeout=timeout)
+
+
+def http_request(method: str, url: str, body: bytes | None = None, timeout: float = 5.0) -> Reply:
+    request = urllib.request.Request(url, data=body, method=method)  # noqa: S310 - loopback URLs
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - loopback URLs
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
             text = response.read().decode()
             status = int(response.status)
             content_type = response.headers.get("content-type", "")
@@ -136,6 +141,9 @@ class RunningService:
 
     def get(self, path: str) -> Reply:
         return http_get(self.url(path))
+
+    def request(self, method: str, path: str, body: bytes | None = None) -> Reply:
+        return http_request(method, self.url(path), body)
 
     def terminate(self) -> None:
         self.process.send_signal(signal.SIGTERM)
