@@ -38,6 +38,23 @@ class DependencyUnavailableError(Exception):
     """A client was used before the chassis opened it, or after it closed it."""
 
 
+T = TypeVar("T")
+
+
+def opened(client: T | None, state: str) -> T:
+    """The library's client object, or the error a request using it now gets (503)."""
+    if client is None:
+        raise DependencyUnavailableError(state)
+    return client
+
+
+def configured(value: str | None, setting: str) -> str:
+    """A declared need's setting, which load_settings has made sure is set."""
+    if value is None:
+        raise DependencyUnavailableError(f"{setting} is not set")
+    return value
+
+
 class BackingClient(Protocol):
     need: ClassVar[str]
 

@@ -6,7 +6,7 @@ from typing import Any, ClassVar
 
 import asyncpg
 
-from meridian_chassis.clients import DependencyUnavailableError
+from meridian_chassis.clients import DependencyUnavailableError, configured, opened
 from meridian_chassis.config import Settings
 from meridian_chassis.transport import database_ssl
 
@@ -29,16 +29,13 @@ class DatabaseClient:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> DatabaseClient:
-        if settings.database_url is None:
-            raise DependencyUnavailableError("database: DATABASE_URL is not set")
+        url = configured(settings.database_url, "DATABASE_URL")
         ssl = database_ssl(settings.security.database)
-        return cls(settings.database_url, ssl, settings.client_timeout_seconds)
+        return cls(url, ssl, settings.client_timeout_seconds)
 
     @property
     def pool(self) -> asyncpg.Pool:
-        if self._pool is None:
-            raise DependencyUnavailableError("database: the pool is not open yet")
-        return self._pool
+        return opened(self._pool, "database: the pool is not open yet")
 
     async def open(self) -> asyncpg.Pool:
         if self._closed:

@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 
 from aiokafka import AIOKafkaProducer
 
-from meridian_chassis.clients import DependencyUnavailableError
+from meridian_chassis.clients import DependencyUnavailableError, opened
 from meridian_chassis.config import Settings
 from meridian_chassis.transport import kafka_options
 
@@ -36,9 +36,7 @@ class KafkaClient:
 
     @property
     def producer(self) -> AIOKafkaProducer:
-        if self._producer is None:
-            raise DependencyUnavailableError("kafka: no broker reached yet")
-        return self._producer
+        return opened(self._producer, "kafka: no broker reached yet")
 
     async def start(self) -> AIOKafkaProducer:
         async with self._starting:

@@ -8,7 +8,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from meridian_chassis.clients import DependencyUnavailableError
+from meridian_chassis.clients import configured, opened
 from meridian_chassis.config import Settings
 from meridian_chassis.transport import redis_options
 
@@ -34,16 +34,15 @@ class RedisClient:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RedisClient:
-        if settings.redis_url is None:
-            raise DependencyUnavailableError("redis: REDIS_URL is not set")
-        options = redis_options(settings.security.redis)
-        return cls(settings.redis_url, options, settings.client_timeout_seconds)
+        return cls(
+            configured(settings.redis_url, "REDIS_URL"),
+            redis_options(settings.security.redis),
+            settings.client_timeout_seconds,
+        )
 
     @property
     def redis(self) -> aioredis.Redis:
-        if self._redis is None:
-            raise DependencyUnavailableError("redis: the client is closed (shutting down)")
-        return self._redis
+        return opened(self._redis, "redis: the client is closed (shutting down)")
 
     async def check(self) -> None:
         await self.redis.ping()
