@@ -250,11 +250,13 @@ def wiring_violations(overlay: str, name: str, dep: Obj) -> list[str]:
     ):
         v.append("pod and own ServiceAccount must set automountServiceAccountToken false")
     env = {e["name"]: e for e in app.get("env", [])}
-    if "database" in declared_needs()[name] and (
-        env.get("DATABASE_URL", {}).get("valueFrom", {}).get("secretKeyRef", {}).get("name")
-        != f"{name}-db"
+    database_file = env.get("DATABASE_URL_FILE", {}).get("value", "")
+    if "database" in declared_needs()[name] and secret_files(dep).get(database_file) != (
+        f"{name}-db",
+        "DATABASE_URL",
+        False,
     ):
-        v.append(f"DATABASE_URL must come from secretKeyRef {name}-db")
+        v.append(f"DATABASE_URL_FILE must name key DATABASE_URL of Secret {name}-db, mounted")
     config: dict[str, str] = {}
     for source in app.get("envFrom", []):
         ref = source.get("configMapRef", {}).get("name", "")
@@ -355,8 +357,11 @@ def test_no_secret_values(overlay: str) -> None:
     for obj in workloads(overlay):
         for c in containers(obj):
             for e in c.get("env", []):
+                # NAME_FILE=/path names where a credential is mounted: not one itself.
+                names_a_file = e["name"].endswith("_FILE") and e.get("value", "").startswith("/")
                 if "value" in e and (
-                    CREDENTIAL_KEY.search(e["name"]) or urlparse(e["value"]).password
+                    (CREDENTIAL_KEY.search(e["name"]) and not names_a_file)
+                    or urlparse(e["value"]).password
                 ):
                     failures.append(
                         f"{obj['metadata']['name']}/{c['name']}: env {e['name']} is a literal credential"
@@ -421,8 +426,15 @@ def test_dev_backing_services_match_service_settings() -> None:
 
 # Overlays that get the production-policies component.
 PROTECTED_OVERLAYS = ("staging", "production")
-# Namespaces labelled so (by the cluster's operators) may reach the services' port.
-INGRESS_NAMESPACE_LABELS = ({"meridian.io/ingress": "true"}, {"meridian.io/monitoring": "true"})
+# The only pods that may reach the services' port: the ingress controller's and
+# Prometheus' (pod labels), each in a namespace the cluster's operators label so.
+INGRESS_PEERS = (
+    (
+        {"meridian.io/ingress": "true"},
+        {"app.kubernetes.io/name": "ingress-nginx", "app.kubernetes.io/component": "controller"},
+    ),
+    ({"meridian.io/monitoring": "true"}, {"app.kubernetes.io/name": "prometheus"}),
+)
 HTTP_PORT = ("TCP", 8080)
 DNS_PORTS = {("UDP", 53), ("TCP", 53)}
 DNS_PEER = {
@@ -512,19 +524,38 @@ def test_every_network_rule_names_its_peers_and_ports(overlay: str) -> None:
     assert not failures, "\n".join(failures)
 
 
+def admits(rules: list[Obj], namespace: dict[str, str], pod: dict[str, str]) -> bool:
+    """Whether a pod with these labels, in a namespace with these, may open a connection
+    to port 8080 under these ingress rules (a peer's two selectors both have to match)."""
+    return any(
+        HTTP_PORT in ports_of(rule)
+        and all(
+            selects(peer[key], labels)
+            for key, labels in (("namespaceSelector", namespace), ("podSelector", pod))
+            if key in peer
+        )
+        for rule in rules
+        for peer in rule["from"]
+    )
+
+
 @pytest.mark.parametrize("overlay", PROTECTED_OVERLAYS)
-def test_services_take_http_only_from_labelled_namespaces(overlay: str) -> None:
+def test_services_take_http_only_from_named_pods_in_labelled_namespaces(overlay: str) -> None:
     for name, dep in services(overlay).items():
         rules = rules_for(overlay, dep["spec"]["template"]["metadata"]["labels"], "ingress")
         assert all(ports_of(rule) == {HTTP_PORT} for rule in rules), f"{name}: {rules}"
         sources = [peer for rule in rules for peer in rule["from"]]
         assert all(
-            set(peer) == {"namespaceSelector"}
-            and peer["namespaceSelector"]["matchLabels"] in INGRESS_NAMESPACE_LABELS
+            set(peer) == {"namespaceSelector", "podSelector"}
+            and (peer["namespaceSelector"]["matchLabels"], peer["podSelector"]["matchLabels"])
+            in INGRESS_PEERS
             for peer in sources
         ), f"{name}: ingress from {sources}"
-        for labels in INGRESS_NAMESPACE_LABELS:
-            assert {"namespaceSelector": {"matchLabels": labels}} in sources, f"{name}: {labels}"
+        for namespace, pod in INGRESS_PEERS:
+            assert admits(rules, namespace, pod), f"{name}: {pod} in {namespace} shut out"
+            # Any other pod of that namespace, or those pods in another namespace, not.
+            assert not admits(rules, namespace, {"app.kubernetes.io/name": "debug"}), name
+            assert not admits(rules, {"team": "other"}, pod), name
 
 
 @pytest.mark.parametrize("overlay", PROTECTED_OVERLAYS)
@@ -761,14 +792,30 @@ def test_config_change_renames_config_map_and_rolls_pods(
         ), f"{name}: more than config changed"
 
 
+def secret_files(dep: Obj) -> dict[str, tuple[str, str, bool]]:
+    """Each file a read-only mount of a projected Secret volume gives the service's
+    container: its path, and (Secret, key, optional) it comes from."""
+    spec = dep["spec"]["template"]["spec"]
+    (app,) = spec["containers"]
+    volumes = {volume["name"]: volume for volume in spec.get("volumes", [])}
+    files = {}
+    for mount in app.get("volumeMounts", []):
+        projected = volumes[mount["name"]].get("projected", {})
+        if not mount.get("readOnly"):
+            continue
+        for source in projected.get("sources", []):
+            secret = source.get("secret")
+            if secret is None:
+                continue
+            for item in secret["items"]:
+                path = f"{mount['mountPath']}/{item['path']}"
+                files[path] = (secret["name"], item["key"], bool(secret.get("optional", False)))
+    return files
+
+
 def required_secret_keys(rendered: tuple[Obj, ...], name: str) -> set[str]:
     dep = next(o for o in rendered if o["kind"] == "Deployment" and o["metadata"]["name"] == name)
-    return {
-        variable["name"]
-        for variable in dep["spec"]["template"]["spec"]["containers"][0].get("env", [])
-        if "secretKeyRef" in variable.get("valueFrom", {})
-        and not variable["valueFrom"]["secretKeyRef"].get("optional", False)
-    }
+    return {key for _, key, optional in secret_files(dep).values() if not optional}
 
 
 def egress_ports(rendered: tuple[Obj, ...], name: str) -> set[tuple[str, int]]:
@@ -804,6 +851,28 @@ def test_a_service_gets_only_the_credentials_and_egress_of_what_it_needs(overlay
         assert egress_ports(rendered, name) == backing_service_ports(overlay, needs), name
 
 
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_credentials_reach_services_only_as_read_only_files(overlay: str) -> None:
+    """No Secret becomes an environment variable (checkov CKV_K8S_35): each service
+    mounts, read-only and readable by its group alone, only the keys it reads."""
+    for name, dep in services(overlay).items():
+        spec = dep["spec"]["template"]["spec"]
+        (app,) = spec["containers"]
+        assert not [
+            var["name"] for var in app.get("env", []) if "secretKeyRef" in var.get("valueFrom", {})
+        ], name
+        assert not [source for source in app.get("envFrom", []) if "secretRef" in source], name
+        files = secret_files(dep)
+        settings = {var["value"]: var["name"] for var in app.get("env", []) if "value" in var}
+        for path, (_, key, optional) in files.items():
+            if not optional:
+                assert settings.get(path) == f"{key}_FILE", f"{name}: {path} is not read"
+        secret_volumes = [v for v in spec["volumes"] if "projected" in v]
+        assert all(v["projected"]["defaultMode"] == 0o440 for v in secret_volumes), name
+        mounted = {m["name"]: m for m in app["volumeMounts"]}
+        assert all(mounted[v["name"]].get("readOnly") for v in secret_volumes), name
+
+
 # Stand-ins for the values of Secrets that an environment creates outside this
 # repository (deployments/k8s/README.md, Secrets), in the form the chassis expects.
 EXTERNAL_SECRET_STAND_INS = {
@@ -812,8 +881,9 @@ EXTERNAL_SECRET_STAND_INS = {
 
 
 class Environment:
-    """The environment variables Kubernetes gives a service's container, with
-    stand-ins for external Secrets and a real CA file for every mounted *_FILE."""
+    """The environment variables Kubernetes gives a service's container, and the files
+    its *_FILE settings name: Secret keys (stand-ins for external Secrets) and a real
+    CA file for every mounted CA."""
 
     def __init__(self, overlay: str, name: str, dep: Obj, ca_dir: Path) -> None:
         self.values: dict[str, str] = {}
@@ -825,26 +895,21 @@ class Environment:
             if ref is not None:
                 self.values.update(objects(overlay, "ConfigMap")[ref]["data"])
         for var in app.get("env", []):
-            ref = var.get("valueFrom", {}).get("secretKeyRef")
-            if ref is None:
-                self.values[var["name"]] = var["value"]
+            if "valueFrom" in var:
+                self.problems.append(f"{var['name']} comes from {var['valueFrom']}")
                 continue
-            secret = objects(overlay, "Secret").get(ref["name"])
-            if secret is None and ref.get("optional", False):
-                continue  # as in dev, where no such Secret exists
-            if secret is None:  # created outside this repository
-                stand_in = EXTERNAL_SECRET_STAND_INS.get(ref["key"], "stand-in")
-                self.values[var["name"]] = stand_in.format(service=name)
-            elif ref["key"] in secret.get("data", {}):
-                self.values[var["name"]] = decode(secret["data"][ref["key"]])
-            if not ref.get("optional", False):
-                self.from_required_secret.add(var["name"])
-        self.substitute_files(dep, app, ca_dir)
+            self.values[var["name"]] = var["value"]
+        ca_dir.mkdir(parents=True, exist_ok=True)
+        self.substitute_files(overlay, name, dep, app, ca_dir)
 
-    def substitute_files(self, dep: Obj, app: Obj, ca_dir: Path) -> None:
+    def substitute_files(self, overlay: str, name: str, dep: Obj, app: Obj, ca_dir: Path) -> None:
         volumes = {v["name"]: v for v in dep["spec"]["template"]["spec"].get("volumes", [])}
+        secrets = secret_files(dep)
         for key, path in list(self.values.items()):
             if not key.endswith("_FILE"):
+                continue
+            if path in secrets:
+                self.values[key] = self.secret_file(overlay, name, key, secrets[path], ca_dir)
                 continue
             mounts = [
                 m for m in app.get("volumeMounts", []) if path.startswith(m["mountPath"] + "/")
@@ -855,6 +920,25 @@ class Environment:
             elif not {"configMap", "secret", "projected"} & set(volume):
                 self.problems.append(f"{key}={path} is not from a ConfigMap or Secret")
             self.values[key] = str(make_ca(ca_dir, key.lower()).cert)
+
+    def secret_file(
+        self, overlay: str, name: str, key: str, source: tuple[str, str, bool], ca_dir: Path
+    ) -> str:
+        """The file Kubernetes would mount: the Secret's key, or a stand-in for a Secret
+        the environment creates outside this repository."""
+        secret_name, secret_key, optional = source
+        secret = objects(overlay, "Secret").get(secret_name)
+        if optional:
+            self.problems.append(f"{key} names optional Secret key {secret_name}/{secret_key}")
+        if secret is not None:
+            value = decode(secret["data"][secret_key])
+        else:
+            value = EXTERNAL_SECRET_STAND_INS.get(secret_key, "stand-in").format(service=name)
+        if not optional:
+            self.from_required_secret.add(key.removesuffix("_FILE"))
+        path = ca_dir / f"secret-{secret_key}"
+        path.write_text(value + "\n")
+        return str(path)
 
 
 def service_settings(overlay: str, tmp_path: Path) -> dict[str, tuple[Settings, Environment]]:
@@ -1019,11 +1103,20 @@ def _required_references(workload: Obj) -> set[tuple[str, str]]:
                 ref = value_from.get(key)
                 if ref and not ref.get("optional"):
                     needed.add((kind, ref["name"]))
+    return needed | _required_volume_sources(workload)
+
+
+def _required_volume_sources(workload: Obj) -> set[tuple[str, str]]:
+    needed = set()
     for volume in _pod_spec(workload).get("volumes", []):
         if "secret" in volume and not volume["secret"].get("optional"):
             needed.add(("Secret", volume["secret"]["secretName"]))
         if "configMap" in volume and not volume["configMap"].get("optional"):
             needed.add(("ConfigMap", volume["configMap"]["name"]))
+        for source in volume.get("projected", {}).get("sources", []):
+            for kind, key in (("Secret", "secret"), ("ConfigMap", "configMap")):
+                if key in source and not source[key].get("optional"):
+                    needed.add((kind, source[key]["name"]))
     return needed
 
 
@@ -1054,9 +1147,12 @@ def test_database_url_only_for_services_that_need_a_database(overlay: str) -> No
             for container in _pod_spec(deployment)["containers"]
             for variable in container.get("env", [])
         }
-        assert ("DATABASE_URL" in variables) == ("database" in needs[name]), (
-            f"{overlay}: {name} {'has' if 'DATABASE_URL' in variables else 'lacks'} "
-            f"DATABASE_URL but its service.yaml needs {sorted(needs[name])}; run `make services`"
+        has = "DATABASE_URL_FILE" in variables
+        mounted = any(key == "DATABASE_URL" for _, key, _ in secret_files(deployment).values())
+        assert has == mounted == ("database" in needs[name]), (
+            f"{overlay}: {name} {'has' if has else 'lacks'} DATABASE_URL_FILE "
+            f"({'with' if mounted else 'without'} its Secret mounted) but its service.yaml "
+            f"needs {sorted(needs[name])}; run `make services`"
         )
 
 

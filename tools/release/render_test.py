@@ -55,7 +55,7 @@ def test_release_pins_digests_and_revisions(environment: str, tmp_path: Path) ->
         env = {item["name"]: item.get("value") for item in container["env"]}
         assert env["MERIDIAN_BUILD_REVISION"] == entry.revision
         assert env["MERIDIAN_BUILD_VERSION"] == entry.version
-        assert "DATABASE_URL" in env, "the overlay's own variables stay"
+        assert {"DATABASE_URL_FILE", "REDIS_PASSWORD_FILE"} <= set(env), "the overlay's own stay"
         annotations = rendered[name]["metadata"]["annotations"]
         assert annotations[render.RELEASE_ANNOTATION] == OLD
         assert annotations[render.VERSION_ANNOTATION] == "1.2.3"
