@@ -28,6 +28,8 @@ from collections import Counter
 from typing import Any, ClassVar
 
 import h11  # pants: no-infer-dep (uvicorn's HTTP/1.1 parser, installed with it)
+from prometheus_client import CollectorRegistry
+from prometheus_client import Counter as PrometheusCounter
 from uvicorn.config import Config
 from uvicorn.protocols.http.h11_impl import H11Protocol, RequestResponseCycle
 from uvicorn.server import ServerState
@@ -70,27 +72,35 @@ class Phase(enum.Enum):
     APPLICATION = "application"
 
 
-class _ShedLog:
-    """Counts shed connections by reason; logs the counts at most every few seconds."""
+class Shed:
+    """Counts shed connections by reason (in /metrics as http_connections_shed_total) and
+    logs the counts at most every few seconds."""
 
-    def __init__(self) -> None:
-        self.counts: Counter[str] = Counter()
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.total = PrometheusCounter(
+            "http_connections_shed",
+            "Connections the HTTP edge closed or refused before the application, by reason.",
+            ["reason"],
+            registry=registry,
+        )
+        self.unlogged: Counter[str] = Counter()
         self.logged = 0.0
 
     def __call__(self, reason: str) -> None:
-        self.counts[reason] += 1
+        self.total.labels(reason).inc()
+        self.unlogged[reason] += 1
         now = time.monotonic()
         if now - self.logged >= SHED_LOG_INTERVAL_SECONDS:
             self.logged = now
-            log.warning("connections shed", extra={"shed": dict(self.counts)})
-            self.counts.clear()
+            log.warning("connections shed", extra={"shed": dict(self.unlogged)})
+            self.unlogged.clear()
 
 
 class EdgeProtocol(H11Protocol):
     """H11Protocol under the deadlines and limits above; `limits` set by `edge_protocol`."""
 
     limits: ClassVar[HttpLimits] = HttpLimits()
-    shed: ClassVar[_ShedLog] = _ShedLog()
+    shed: ClassVar[Shed] = Shed(registry=None)
 
     def __init__(
         self,
@@ -109,7 +119,7 @@ class EdgeProtocol(H11Protocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         if len(self.connections) >= self.limits.max_connections:
             self.transport = transport
-            self.refuse(OVERLOADED, "over the connection limit")
+            self.refuse(OVERLOADED, "connection_limit")
             return
         super().connection_made(transport)
         self.watch()
@@ -176,7 +186,7 @@ class EdgeProtocol(H11Protocol):
     def head_refusal(self) -> tuple[bytes, str] | None:
         """A head still arriving: refused once what is buffered is over the limit."""
         if len(self.conn.trailing_data[0]) > self.limits.max_header_bytes:
-            return HEAD_TOO_LARGE, "request head too large"
+            return HEAD_TOO_LARGE, "head_too_large"
         return None
 
     def request_refusal(self) -> tuple[bytes, str] | None:
@@ -192,12 +202,12 @@ class EdgeProtocol(H11Protocol):
             head = len(scope["raw_path"]) + len(scope["query_string"]) + len(scope["method"])
             head += sum(len(name) + len(value) + 4 for name, value in self.headers)
             if head > self.limits.max_header_bytes:
-                return HEAD_TOO_LARGE, "request head too large"
+                return HEAD_TOO_LARGE, "head_too_large"
             declared = dict(self.headers).get(b"content-length", b"0")
             if declared.isdigit() and int(declared) > self.limits.max_body_bytes:
-                return BODY_TOO_LARGE, "request body too large"
+                return BODY_TOO_LARGE, "body_too_large"
         if self.body_bytes > self.limits.max_body_bytes:
-            return BODY_TOO_LARGE, "request body too large"
+            return BODY_TOO_LARGE, "body_too_large"
         return None
 
     def expired(self, phase: Phase) -> None:
@@ -205,13 +215,13 @@ class EdgeProtocol(H11Protocol):
         if phase is Phase.IDLE:
             self.timeout_keep_alive_handler()
         elif phase is Phase.HEAD and not self.conn.trailing_data[0]:
-            self.shed("no request within the header timeout")
+            self.shed("head_timeout")
             self.transport.close()
         elif self.cycle is not None and self.cycle.response_started and phase is Phase.BODY:
-            self.shed("request body timeout")
+            self.shed("body_timeout")
             self.transport.close()
         else:
-            self.refuse(HEAD_TIMEOUT, f"request {phase.value} timeout")
+            self.refuse(HEAD_TIMEOUT, f"{phase.value}_timeout")
 
     def refuse(self, response: bytes, reason: str) -> None:
         """Answer `response` in the application's stead, then close without a reset."""
@@ -235,9 +245,10 @@ class EdgeProtocol(H11Protocol):
             self.deadline = None
 
 
-def edge_protocol(limits: HttpLimits) -> type[EdgeProtocol]:
-    """The protocol class for uvicorn's `http` setting, under these limits."""
-    return type("BoundedEdgeProtocol", (EdgeProtocol,), {"limits": limits})
+def edge_protocol(limits: HttpLimits, registry: CollectorRegistry) -> type[EdgeProtocol]:
+    """The protocol class for uvicorn's `http` setting, under these limits, counting
+    what it sheds in `registry`."""
+    return type("BoundedEdgeProtocol", (EdgeProtocol,), {"limits": limits, "shed": Shed(registry)})
 
 
 def h11_buffer_limit(limits: HttpLimits) -> int:

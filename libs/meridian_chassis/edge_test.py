@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import select
 import selectors
 import socket
@@ -158,6 +159,11 @@ def test_connections_beyond_the_cap_get_503_until_the_held_ones_are_shed() -> No
         for sock in held:
             assert _answer(sock, 1) == b""
             sock.close()
+        metrics = service.get("/metrics").text
+    shed = dict(re.findall(r'^http_connections_shed_total\{reason="(\w+)"\} (\S+)$', metrics, re.M))
+    # The 503 above, and any liveness probe refused while the 20 were still held.
+    assert float(shed["connection_limit"]) >= 1
+    assert float(shed["head_timeout"]) == 20
 
 
 def test_a_request_line_a_byte_at_a_time_does_not_extend_the_deadline(

@@ -32,8 +32,10 @@ def create_app(
     readiness: ReadinessMonitor,
     routes: Sequence[BaseRoute] = (),
     access_log_probes: bool = False,
+    registry: CollectorRegistry | None = None,
 ) -> Starlette:
-    registry = CollectorRegistry()
+    """`registry` is what /metrics serves (a new one unless the server counts there too)."""
+    registry = registry or CollectorRegistry()
     metrics = RequestMetrics(registry)
     readiness.observers.append(DependencyMetrics(registry).update)
     version_body = MessageToDict(info, preserving_proto_field_name=True)

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from types import FrameType
 
 import uvicorn
+from prometheus_client import CollectorRegistry
 from starlette.routing import BaseRoute
 
 from meridian.platform.v1.service_info_pb2 import ServiceInfo
@@ -78,12 +79,14 @@ def serve(
         timeout=settings.readiness_timeout_seconds,
         max_age=settings.readiness_cache_seconds,
     )
+    registry = CollectorRegistry()
     app = create_app(
         info=info,
         lifecycle=lifecycle,
         readiness=readiness,
         routes=routes,
         access_log_probes=settings.access_log_probes,
+        registry=registry,
     )
     config = uvicorn.Config(
         app,
@@ -93,7 +96,7 @@ def serve(
         log_config=None,
         access_log=False,
         server_header=False,
-        http=edge_protocol(settings.http),
+        http=edge_protocol(settings.http, registry),
         h11_max_incomplete_event_size=h11_buffer_limit(settings.http),
         # The edge keeps its own (fractional) keep-alive deadline; uvicorn's is a backstop.
         timeout_keep_alive=math.ceil(settings.http.keepalive_timeout_seconds),
