@@ -41,6 +41,15 @@ LOCKS = (
     Lock(Path("3rdparty/tools/pre-commit.txt"), "git hooks", "make tool-locks", "3.11.2"),
     Lock(Path("3rdparty/tools/audit.txt"), "pip-audit", "make tool-locks", "3.11.2"),
     Lock(
+        Path("3rdparty/tools/gitleaks.txt"), "gitleaks (make secrets)", "make tool-locks", "3.11.2"
+    ),
+    Lock(
+        Path("3rdparty/tools/ci-rehearsal.txt"),
+        "act (make ci-rehearsal)",
+        "make tool-locks",
+        "3.11.2",
+    ),
+    Lock(
         Path("tools/images/requirements.txt"),
         "image tools",
         "bump the pin and its hashes in tools/images/requirements.txt",

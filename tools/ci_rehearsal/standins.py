@@ -452,6 +452,7 @@ MAIN: dict[str, Callable[[Step], None]] = {
     "actions/checkout": checkout,
     "actions/setup-python": setup_python,
     "actions/cache": cache_restore,
+    "actions/cache/restore": cache_restore,
     "actions/upload-artifact": upload_artifact,
     "actions/download-artifact": download_artifact,
     "hadolint/hadolint-action": hadolint,
@@ -461,6 +462,12 @@ MAIN: dict[str, Callable[[Step], None]] = {
     "azure/setup-kubectl": setup_kubectl,
     "helm/kind-action": unavailable("no Kubernetes cluster can run on this machine"),
     "docker/login-action": unavailable("no registry login: nothing is pushed"),
+    "sigstore/cosign-installer": unavailable(
+        "keyless signing needs GitHub's OIDC token, Fulcio and Rekor"
+    ),
+    "actions/attest-build-provenance": unavailable(
+        "attestations need GitHub's OIDC token and attestations API"
+    ),
 }
 POST: dict[str, Callable[[Step], None]] = {"actions/cache": cache_save}
 
