@@ -181,19 +181,24 @@ def runner_env(work: Path, extra: Mapping[str, str]) -> dict[str, str]:
     return env
 
 
-def stop_leftovers(marker: str) -> list[int]:
-    """Daemons the jobs started (pantsd, a container engine) outlive act's cleanup on a
-    host runner; they carry this run's marker in their environment."""
+def stop_leftovers(work: Path, marker: str) -> list[int]:
+    """Daemons the jobs started (pantsd above all) outlive act's cleanup on a host
+    runner. They are the processes whose working directory is inside a job's workspace
+    (under act's directory of this rehearsal), or that carry its marker in their
+    environment (pantsd rewrites its own, so the directory is what finds it)."""
     stopped = []
     needle = f"{MARKER}={marker}".encode()
+    inside = str(work / "act") + "/"
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit() or int(proc.name) == os.getpid():
             continue
         try:
-            if needle in (proc / "environ").read_bytes().split(b"\0"):
+            cwd = os.readlink(proc / "cwd").removesuffix(" (deleted)")
+            marked = needle in (proc / "environ").read_bytes().split(b"\0")
+            if marked or (cwd + "/").startswith(inside):
                 os.kill(int(proc.name), signal.SIGTERM)
                 stopped.append(int(proc.name))
-        except (OSError, ProcessLookupError):
+        except OSError:
             continue
     return stopped
 
@@ -286,7 +291,7 @@ def rehearse(args: argparse.Namespace) -> int:
     try:
         report = run_act(command, env, work / "act.log")
     finally:
-        stopped = stop_leftovers(marker)
+        stopped = stop_leftovers(work, marker)
         if stopped:
             print(f"ci-rehearsal: stopped the jobs' leftover processes {stopped}")
     total = time.monotonic() - started
