@@ -100,7 +100,7 @@ def pip_command(python: str, scratch: Path) -> list[str]:
         return [python, "-m", "pip"]
     venv = scratch / "pip-venv"
     if not (venv / "bin/pip").exists():
-        subprocess.run([python, "-m", "venv", str(venv)], check=True, capture_output=True)
+        run([python, "-m", "venv", str(venv)], os.environ, f"{python} -m venv {venv}")
     return [str(venv / "bin/pip")]
 
 

