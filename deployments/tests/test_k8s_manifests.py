@@ -691,6 +691,26 @@ def pod_security_violations(obj: Obj) -> list[str]:
     return v
 
 
+# .github/CI.md, deploy timeouts: scheduling a pod and pulling its image (~60 MB).
+SCHEDULE_AND_PULL_SECONDS = 30
+
+
+@pytest.mark.parametrize("overlay", ["staging", "production"])
+def test_a_stuck_rollout_fails_soon_after_a_pod_could_have_been_ready(overlay: str) -> None:
+    """progressDeadlineSeconds covers the slowest healthy pod and not much more."""
+    for name, deployment in services(overlay).items():
+        container = next(c for c in containers(deployment) if c["name"] == name)
+        startup, readiness = container["startupProbe"], container["readinessProbe"]
+        ready_within = (
+            SCHEDULE_AND_PULL_SECONDS
+            + startup.get("initialDelaySeconds", 0)
+            + startup["periodSeconds"] * startup["failureThreshold"]
+            + readiness["periodSeconds"]
+        )
+        deadline = deployment["spec"]["progressDeadlineSeconds"]
+        assert ready_within < deadline <= ready_within + 60, f"{overlay}/{name}: {deadline} s"
+
+
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_pods_pass_pod_security_restricted(overlay: str) -> None:
     failures = [

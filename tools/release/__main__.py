@@ -122,6 +122,7 @@ def cmd_deploy(args: argparse.Namespace) -> None:
         state_file=Path(args.state),
         release_version=args.release_version or None,
         smoke_seconds=args.smoke_timeout,
+        allow_rollback=args.allow_rollback,
     )
     deploy.deploy(settings, Kubectl(args.kubectl))
 
@@ -194,7 +195,7 @@ def parser() -> argparse.ArgumentParser:
         "--environment", required=True, help="overlay under deployments/k8s/overlays"
     )
     rollout.add_argument("--manifest", required=True)
-    rollout.add_argument("--state", required=True, help="file recording revisions to roll back to")
+    rollout.add_argument("--state", required=True, help="file recording what a rollback restores")
     rollout.add_argument(
         "--deadline", type=_seconds, required=True, help="seconds for apply, rollouts and checks"
     )
@@ -205,6 +206,11 @@ def parser() -> argparse.ArgumentParser:
         "--smoke-timeout", type=_seconds, default=120.0, help="seconds per /version check"
     )
     rollout.add_argument("--release-version", default="", help="X.Y.Z, recorded on the Deployments")
+    rollout.add_argument(
+        "--allow-rollback",
+        action="store_true",
+        help="deploy even a commit older than (or beside) the one the environment runs",
+    )
     rollout.add_argument("--kubectl", default="kubectl")
     rollout.set_defaults(run=cmd_deploy)
 

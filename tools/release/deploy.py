@@ -1,19 +1,23 @@
 """Deploy a release manifest to one environment: it completes, or it is rolled back.
 
 1. Checks its inputs (overlay, manifest covering exactly the repository's services)
-   before touching the cluster.
-2. Renders a temporary kustomization over the overlay (render.py) and records each
-   Deployment's current revision in a state file, before applying anything.
+   before touching the cluster, then takes the state file's lock (lock.py).
+2. Renders a temporary kustomization over the overlay (render.py), reads what of it the
+   cluster already has, and refuses a release that would move the environment back
+   (order.py). Records those objects whole in the state file (snapshot.py).
 3. `kubectl apply` (no --prune: while it can roll back, earlier releases' content-hashed
-   ConfigMaps must stay).
-4. Waits for the rollouts that the apply started, all at once, within the deadline.
-5. Checks every service: its Deployment runs the manifest's image, and through a
-   port-forward its /health/ready answers and /version reports the manifest's revision.
-6. Any failure, the deadline passing, SIGTERM or SIGINT: every Deployment whose
-   revision changed goes back to its recorded revision (`rollout undo --to-revision`,
-   issued for all first, then awaited), which also restores the ConfigMap it
-   referenced. The state file lets a later step (`rollback --state`) do the same if
-   this process is killed outright.
+   ConfigMaps must stay), then records which objects the apply created.
+4. Watches the rollouts the apply started (rollout.py): a pod that cannot pull its
+   image, crash-loops or fails its startup probe fails the deploy within seconds of
+   the kubelet saying so, naming the pod, the reason and the newest warning event.
+5. Checks every service: every pod of its current ReplicaSet is ready and runs the
+   manifest's digest (the pods' imageID), and through a port-forward its /health/ready
+   answers and /version reports the manifest's revision.
+6. Any failure, the deadline passing, SIGTERM or SIGINT: every recorded object that
+   changed is replaced by its recorded content (pod templates, ConfigMap references,
+   annotations, Services, policies), what the deploy created is deleted, and the
+   restored Deployments are awaited. A later step (`rollback --state`) does the same
+   if this process is killed outright; it waits for this one's lock first.
 7. Once it has succeeded: deletes what the release left behind (prune.py), a removed
    service's objects and ConfigMaps no ReplicaSet can return to. A failure there is
    reported, not rolled back: the release is running and checked.
@@ -21,33 +25,25 @@
 
 from __future__ import annotations
 
-import json
 import signal
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from tools.release import lock, prune, render
+from tools.release import lock, order, prune, render, rollout
 from tools.release.affected import all_services
 from tools.release.buildinfo import RELEASE_TAG
 from tools.release.errors import ReleaseError
-from tools.release.kube import (
-    Deadline,
-    DeploymentRef,
-    Kubectl,
-    container_image,
-    fetch_version,
-    revision_of,
-)
+from tools.release.kube import Deadline, DeploymentRef, Kubectl, fetch_version, revision_of
 from tools.release.manifest import Manifest
-
-STATE_SCHEMA = 1
+from tools.release.prune import NEVER_PRUNED, ref_of
+from tools.release.snapshot import DeployState, differs, restorable
 
 
 class SignalReceivedError(Exception):
@@ -64,6 +60,7 @@ class DeploySettings:
     state_file: Path
     release_version: str | None = None
     smoke_seconds: float = 120
+    allow_rollback: bool = False
 
 
 def say(message: str) -> None:
@@ -133,77 +130,29 @@ def deployments_of(objects: list[dict[str, Any]]) -> dict[DeploymentRef, dict[st
     }
 
 
-@dataclass
-class DeployState:
-    """What a rollback needs, kept in a file so a later process can finish it: each
-    Deployment's revision before the deploy, and which ones were already sent back (an
-    undo renumbers the revision it restores, so it must not be issued twice)."""
-
-    environment: str
-    before: dict[DeploymentRef, int | None]
-    undone: set[DeploymentRef] = field(default_factory=set)
-    complete: bool = False
-
-    def save(self, path: Path) -> None:
-        body = {
-            "schema": STATE_SCHEMA,
-            "environment": self.environment,
-            "complete": self.complete,
-            "deployments": {str(ref): rev for ref, rev in sorted(self.before.items(), key=str)},
-            "undone": sorted(str(ref) for ref in self.undone),
-        }
-        partial = path.with_name(path.name + ".partial")
-        partial.write_text(json.dumps(body, indent=2) + "\n")
-        partial.replace(path)
-
-    @staticmethod
-    def load(path: Path) -> DeployState:
-        try:
-            body = json.loads(path.read_text())
-        except json.JSONDecodeError as error:
-            raise ReleaseError(f"deploy state {path} is not JSON ({error})") from None
-        if not isinstance(body, dict) or body.get("schema") != STATE_SCHEMA:
-            raise ReleaseError(f"deploy state {path} is not a schema {STATE_SCHEMA} deploy state")
-
-        def ref(key: str) -> DeploymentRef:
-            namespace, _, name = key.partition("/")
-            return DeploymentRef(namespace, name)
-
-        return DeployState(
-            environment=str(body.get("environment", "")),
-            before={ref(key): rev for key, rev in body.get("deployments", {}).items()},
-            undone={ref(key) for key in body.get("undone", [])},
-            complete=bool(body.get("complete")),
-        )
-
-
 def rollback(kubectl: Kubectl, state: DeployState, state_file: Path, seconds: float) -> list[str]:
-    """Returns every changed Deployment to its recorded revision; the problems left."""
+    """Restores the recorded objects and deletes what the deploy created; the problems
+    left (empty when the environment is back where it was)."""
     deadline = Deadline(seconds, "rollback")
     problems: list[str] = []
     with signals_deferred():
-        # Every undo first: the API server finishes them even if this runner is killed.
-        for ref, previous in sorted(state.before.items(), key=str):
-            if ref in state.undone:
-                continue
-            try:
-                current = kubectl.revision(ref, deadline)
-                if current == previous:
+        try:
+            live = {ref_of(item): item for item in kubectl.live(state.names(), deadline)}
+            for before in state.before:
+                ref = ref_of(before)
+                if ref not in live or differs(live[ref], before):
+                    say(f"restoring {ref}")
+                    kubectl.replace(restorable(before), deadline)
+            # A new Deployment goes before the new configuration its pods name.
+            for ref in sorted(state.created, key=lambda ref: (ref.kind != "Deployment", ref)):
+                if ref.kind in NEVER_PRUNED:
                     continue
-                if previous is None:
-                    problems.append(f"{ref}: new in this deploy, no earlier revision to return to")
-                    continue
-                say(f"rolling back {ref}: revision {current} -> {previous}")
-                kubectl.undo(ref, previous, deadline)
-                state.undone.add(ref)
-                state.save(state_file)
-            except ReleaseError as error:
-                problems.append(f"{ref}: {error}")
-        if state.undone:
-            try:
-                problems += kubectl.wait_rollouts(sorted(state.undone, key=str), deadline)
-            except ReleaseError as error:
-                problems.append(str(error))
+                say(f"deleting {ref}: the failed release created it")
+                kubectl.delete(ref.kind, ref.namespace, ref.name, deadline)
+            restored = sorted(deployments_of(state.before), key=str)
+            problems += rollout.wait(kubectl, restored, deadline, say)
+        except ReleaseError as error:
+            problems.append(str(error))
     state.complete = not problems
     state.save(state_file)
     return problems
@@ -212,10 +161,17 @@ def rollback(kubectl: Kubectl, state: DeployState, state_file: Path, seconds: fl
 def smoke_check(
     kubectl: Kubectl,
     settings: DeploySettings,
-    deployments: dict[DeploymentRef, dict[str, Any]],
-    services: dict[tuple[str, str], dict[str, Any]],
+    released: list[dict[str, Any]],
     deadline: Deadline,
 ) -> list[str]:
+    """`released`: the release's objects as the server has them after the rollouts."""
+    deployments = deployments_of(released)
+    services = {
+        (item["metadata"]["namespace"], item["metadata"]["name"]): item
+        for item in released
+        if item.get("kind") == "Service"
+    }
+    workloads = rollout.objects_of(kubectl, (ref.namespace for ref in deployments), deadline)
     problems = []
     for name, entry in sorted(settings.manifest.services.items()):
         matches = [(ref, body) for ref, body in deployments.items() if ref.name == name]
@@ -223,10 +179,11 @@ def smoke_check(
             problems.append(f"{name}: expected one Deployment named {name}, found {len(matches)}")
             continue
         ref, body = matches[0]
-        running = container_image(body, name)
-        if running != entry.image:
-            problems.append(f"{ref}: runs {running}, the manifest says {entry.image}")
+        wrong = rollout.identity_problems(body, workloads[ref.namespace], entry.digest)
+        if wrong:
+            problems += wrong
             continue
+        say(f"{ref}: every pod ready, running {entry.digest}")
         service = services.get((ref.namespace, name))
         if service is None:
             problems.append(f"{ref}: no Service {name} in {ref.namespace}")
@@ -280,11 +237,16 @@ def _deploy(settings: DeploySettings, overlay: Path, kubectl: Kubectl, deadline:
     rendered = workdir / "rendered.yaml"
     rendered.write_text(kubectl.kustomize(workdir / "release", deadline))
     say(f"rendered {overlay} pinned to release {settings.manifest.commit} into {rendered}")
-    before = {
-        ref: revision_of(body)
-        for ref, body in deployments_of(kubectl.live_objects(rendered, deadline)).items()
-    }
-    state = DeployState(settings.environment, before)
+    existing = kubectl.live_objects(rendered, deadline)
+    order.check(
+        settings.repo,
+        settings.environment,
+        deployments_of(existing).values(),
+        settings.manifest.commit,
+        settings.release_version,
+        settings.allow_rollback,
+    )
+    state = DeployState(settings.environment, existing)
     state.save(settings.state_file)
     failure: str | None = None
     checked: list[dict[str, Any]] = []  # the rendered objects as the server has them
@@ -292,23 +254,19 @@ def _deploy(settings: DeploySettings, overlay: Path, kubectl: Kubectl, deadline:
         with signals_raise():
             kubectl.apply(rendered, deadline)
             live = kubectl.live_objects(rendered, deadline)
-            deployments = deployments_of(live)
-            for ref in deployments:
-                before.setdefault(ref, None)
+            state.created = state.created_by(live)
             state.save(settings.state_file)
-            started = [ref for ref, body in deployments.items() if revision_of(body) != before[ref]]
+            before = {ref: revision_of(body) for ref, body in deployments_of(existing).items()}
+            started = [
+                ref
+                for ref, body in deployments_of(live).items()
+                if revision_of(body) != before.get(ref)
+            ]
             say(f"rollouts started: {[str(ref) for ref in started] or 'none (nothing changed)'}")
-            problems = kubectl.wait_rollouts(started, deadline) if started else []
+            problems = rollout.wait(kubectl, started, deadline, say)
             if not problems:
                 checked = kubectl.live_objects(rendered, deadline)
-                services = {
-                    (item["metadata"]["namespace"], item["metadata"]["name"]): item
-                    for item in checked
-                    if item.get("kind") == "Service"
-                }
-                problems = smoke_check(
-                    kubectl, settings, deployments_of(checked), services, deadline
-                )
+                problems = smoke_check(kubectl, settings, checked, deadline)
             if problems:
                 failure = "; ".join(problems)
     except SignalReceivedError as signal_name:
@@ -327,7 +285,7 @@ def _deploy(settings: DeploySettings, overlay: Path, kubectl: Kubectl, deadline:
         raise ReleaseError(
             f"deploy failed ({failure}) and the rollback left problems: {'; '.join(left)}"
         )
-    raise ReleaseError(f"deploy failed ({failure}); rolled back to the previous revisions")
+    raise ReleaseError(f"deploy failed ({failure}); rolled back to what ran before")
 
 
 def remove_leftovers(kubectl: Kubectl, released: list[dict[str, Any]], deadline: Deadline) -> None:
@@ -367,4 +325,4 @@ def _rollback_from_state(state_file: Path, kubectl: Kubectl, seconds: float) -> 
     left = rollback(kubectl, state, state_file, seconds)
     if left:
         raise ReleaseError(f"rollback left problems: {'; '.join(left)}")
-    say("rolled back to the recorded revisions")
+    say("rolled back to what ran before the deploy")

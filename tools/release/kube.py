@@ -49,8 +49,8 @@ class Kubectl:
     def __init__(self, executable: str = "kubectl") -> None:
         self.executable = executable
 
-    def _run(self, argv: Sequence[str], deadline: Deadline) -> str:
-        return run([self.executable, *argv], timeout=deadline.left())
+    def _run(self, argv: Sequence[str], deadline: Deadline, input_text: str | None = None) -> str:
+        return run([self.executable, *argv], timeout=deadline.left(), input_text=input_text)
 
     def kustomize(self, directory: Path, deadline: Deadline) -> str:
         return self._run(["kustomize", str(directory)], deadline)
@@ -59,6 +59,13 @@ class Kubectl:
         """The objects of the rendered file that exist in the cluster, as the server has them."""
         text = self._run(["get", "-f", str(rendered), "--ignore-not-found", "-o", "json"], deadline)
         return _objects(text)
+
+    def live(self, items: Sequence[dict[str, Any]], deadline: Deadline) -> list[dict[str, Any]]:
+        """The objects named by `items` (kind, namespace, name) that exist, as the server
+        has them."""
+        text = "".join(f"---\n{json.dumps(item)}\n" for item in items)
+        argv = ["get", "-f", "-", "--ignore-not-found", "-o", "json"]
+        return _objects(self._run(argv, deadline, text)) if items else []
 
     def apply(self, rendered: Path, deadline: Deadline) -> None:
         # No --prune: the ConfigMaps of earlier releases (content-hashed names) stay, so a
@@ -78,69 +85,14 @@ class Kubectl:
         argv = ["-n", namespace, "delete", kind.lower(), name, "--ignore-not-found"]
         self._run([*argv, "--wait=false"], deadline)
 
-    def revision(self, deployment: DeploymentRef, deadline: Deadline) -> int | None:
-        text = self._run(
-            [
-                "-n",
-                deployment.namespace,
-                "get",
-                "deployment",
-                deployment.name,
-                "--ignore-not-found",
-                "-o",
-                "json",
-            ],
-            deadline,
-        )
-        return revision_of(json.loads(text)) if text.strip() else None
+    def replace(self, item: dict[str, Any], deadline: Deadline) -> None:
+        """Sets the object to exactly `item` (a snapshot taken before a deploy)."""
+        self._run(["replace", "-f", "-"], deadline, json.dumps(item))
 
-    def undo(self, deployment: DeploymentRef, to_revision: int, deadline: Deadline) -> None:
-        self._run(
-            [
-                "-n",
-                deployment.namespace,
-                "rollout",
-                "undo",
-                f"deployment/{deployment.name}",
-                f"--to-revision={to_revision}",
-            ],
-            deadline,
-        )
-
-    def wait_rollouts(self, deployments: Sequence[DeploymentRef], deadline: Deadline) -> list[str]:
-        """Waits for every rollout at once; the problems (empty when all completed)."""
-        seconds = max(1, int(deadline.left()))
-        children = {
-            deployment: popen(
-                [
-                    self.executable,
-                    "-n",
-                    deployment.namespace,
-                    "rollout",
-                    "status",
-                    f"deployment/{deployment.name}",
-                    f"--timeout={seconds}s",
-                ]
-            )
-            for deployment in deployments
-        }
-        problems = []
-        try:
-            for deployment, child in children.items():
-                try:
-                    output, _ = child.communicate(timeout=deadline.left() + 5)
-                except subprocess.TimeoutExpired:
-                    child.kill()
-                    problems.append(f"{deployment}: rollout did not finish by the deadline")
-                    continue
-                if child.returncode != 0:
-                    problems.append(f"{deployment}: rollout failed: {output.strip()}")
-        finally:
-            for child in children.values():
-                if child.poll() is None:
-                    child.kill()
-                    child.wait()
-        return problems
+    def events(self, namespace: str, name: str, deadline: Deadline) -> list[dict[str, Any]]:
+        """Events about the object named `name` (e.g. a pod) in the namespace."""
+        argv = ["-n", namespace, "get", "events", "--field-selector"]
+        return _objects(self._run([*argv, f"involvedObject.name={name}", "-o", "json"], deadline))
 
     @contextmanager
     def port_forward(
@@ -189,16 +141,6 @@ def _objects(text: str) -> list[dict[str, Any]]:
 def revision_of(deployment: dict[str, Any]) -> int | None:
     value = deployment.get("metadata", {}).get("annotations", {}).get(REVISION_ANNOTATION)
     return int(value) if value else None
-
-
-def container_image(deployment: dict[str, Any], container: str) -> str | None:
-    for spec in (
-        deployment.get("spec", {}).get("template", {}).get("spec", {}).get("containers", [])
-    ):
-        if spec.get("name") == container:
-            image = spec.get("image")
-            return image if isinstance(image, str) else None
-    return None
 
 
 def get(url: str, timeout: float) -> bytes:
