@@ -4,8 +4,9 @@ for Tilt's API that take exactly the parameters of Tilt's API reference, in clus
 updates, port-forwards, the YAML it deploys, and the order of its context check.
 
 The stand-in for `local` enforces Tilt's own rule: it refuses to run while the kube
-context is neither one Tilt recognises as a local cluster nor allowed by
-`allow_k8s_contexts`. Commands really run (kubectl kustomize, tools/image-tags.sh),
+context is neither one Tilt takes for a local cluster (by its kubeconfig cluster's
+name, as github.com/tilt-dev/clusterid decides) nor allowed by `allow_k8s_contexts`.
+Each evaluation gets a kubeconfig of its own naming the context and its cluster. Commands really run (kubectl kustomize, tools/image-tags.sh),
 from the repository root or a Pants sandbox made into a git checkout.
 """
 
@@ -15,6 +16,7 @@ import inspect
 import re
 import shutil
 import subprocess
+import tempfile
 from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
@@ -37,6 +39,7 @@ TILT_API = {
     "config.parse": "",
     "config.set_enabled_resources": "resources!",
     "os.path.exists": "path!",
+    "os.getenv": "key! default",
     "fail": "msg!",
     "local": "command! quiet command_bat echo_off env dir stdin",
     "read_yaml": "path! default",
@@ -83,6 +86,30 @@ AUTO_GROUPED_KINDS = WORKLOAD_KINDS | {"Service"}
 BUILD_METADATA = ("MERIDIAN_BUILD_REVISION", "MERIDIAN_BUILD_VERSION")
 TEST_CMD = "./pants test --changed-since=origin/main --changed-dependents=transitive"
 PRODUCTION = "gke_meridian_europe-west1_production"
+# Tilt's dev-cluster rule (clusterid.ProductFromContext + IsDevCluster, as of Tilt 0.37):
+# the kubeconfig cluster's name, else where the kubeconfig or the cluster's CA lives.
+TILT_DEV_CLUSTER_NAME = re.compile(
+    r"^(kind|orbstack|(kind-|k3d-|minikube|docker-desktop|docker-for-desktop-cluster|microk8s"
+    r"|rancher-desktop|colima|api-crc-testing|krucible-).*)$"
+)
+
+
+def tilt_takes_for_local(context: str, kubeconfig: Path, home: Path) -> bool:
+    if not context:
+        return True
+    config = yaml.safe_load(kubeconfig.read_text()) if kubeconfig.exists() else {}
+    contexts = {c["name"]: c["context"] for c in config.get("contexts") or []}
+    if context not in contexts:
+        return False
+    cluster = contexts[context].get("cluster", "")
+    clusters = {c["name"]: c["cluster"] for c in config.get("clusters") or []}
+    authority = clusters.get(cluster, {}).get("certificate-authority", "")
+    return bool(
+        TILT_DEV_CLUSTER_NAME.match(cluster)
+        or kubeconfig.is_relative_to(home / ".config" / "k3d")
+        or kubeconfig.name.startswith("kind-config-")
+        or authority.startswith(f"{home}/.minikube/")
+    )
 
 
 class TiltfileError(Exception):
@@ -107,8 +134,10 @@ def fail(arguments: Obj) -> None:
 
 
 def starlark_name(name: str) -> str:
-    """config.parse -> config__parse, os.path.exists -> os_path__exists"""
-    return name.replace("os.path.", "os_path__").replace("config.", "config__")
+    """config.parse -> config__parse, os.path.exists -> os_path__exists, os.getenv -> os__getenv"""
+    return (
+        name.replace("os.path.", "os_path__").replace("os.", "os__").replace("config.", "config__")
+    )
 
 
 def value_of(function: str) -> Callable[[Obj], Obj]:
@@ -120,21 +149,22 @@ class Tilt:
     """Evaluates the Tiltfile and records every call: calls[function] = [arguments], and
     their order in `sequence`.
 
-    `recognised_local`: whether Tilt's own detection (from the cluster, not the
-    context's name) finds the context to be a local cluster."""
+    The environment has HOME and KUBECONFIG only: `kubeconfig` (which may not exist)."""
 
-    def __init__(self, flags: Obj, context: str, recognised_local: bool) -> None:
+    def __init__(self, flags: Obj, context: str, kubeconfig: Path, home: Path) -> None:
         self.calls: defaultdict[str, list[Obj]] = defaultdict(list)
         self.sequence: list[str] = []
         self.yaml: list[Obj] = []
         self.context = context
-        self.context_allowed = recognised_local
+        self.context_allowed = tilt_takes_for_local(context, kubeconfig, home)
+        environment = {"HOME": str(home), "KUBECONFIG": str(kubeconfig)}
         results: dict[str, Callable[[Obj], Any]] = {
             "config.parse": lambda _: dict(flags),
             "os.path.exists": lambda a: Path(a["path"]).exists(),
+            "os.getenv": lambda a: environment.get(a["key"], a.get("default")),
             "fail": fail,
             "local": self.local,
-            "read_yaml": lambda a: yaml.safe_load(Path(a["path"]).read_text()),
+            "read_yaml": self.read_yaml,
             "decode_yaml_stream": lambda a: [d for d in yaml.safe_load_all(a["yaml"]) if d],
             "encode_yaml_stream": lambda a: yaml.safe_dump_all(a["objs"]),
             "k8s_context": lambda _: context,
@@ -148,6 +178,13 @@ class Tilt:
             for name, params in TILT_API.items()
         }
         self.functions.update(TRIGGER_MODE_AUTO="TRIGGER_MODE_AUTO", TRIGGER_MODE_MANUAL=MANUAL)
+
+    @staticmethod
+    def read_yaml(arguments: Obj) -> Any:
+        path = Path(arguments["path"])
+        if not path.exists() and "default" in arguments:
+            return arguments["default"]
+        return yaml.safe_load(path.read_text())
 
     def local(self, arguments: Obj) -> str:
         if not self.context_allowed:
@@ -187,14 +224,53 @@ class Tilt:
         return {c[key]: c for c in self.calls[function]}
 
 
-def evaluate(
-    flags: Obj | None = None, context: str = "kind-meridian", recognised_local: bool = True
+def kubeconfig_for(context: str, cluster: str | None, home: Path, path: Path | None = None) -> Path:
+    """A kubeconfig whose `context` points at `cluster` (default: a cluster of the same name)."""
+    path = path or home / ".kube" / "config"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cluster = cluster or context
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "current-context": context,
+        "contexts": [{"name": context, "context": {"cluster": cluster, "user": "dev"}}],
+        "clusters": [{"name": cluster, "cluster": {"server": "https://127.0.0.1:6443"}}],
+        "users": [{"name": "dev", "user": {}}],
+    }
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def prepare(
+    flags: Obj | None = None,
+    context: str = "kind-meridian",
+    cluster: str | None = None,
+    kubeconfig: Path | None = None,
 ) -> Tilt:
-    tilt = Tilt(flags or {}, context, recognised_local)
-    # Tilt's config and os.path modules become flat names (see starlark_name):
+    home = Path(tempfile.mkdtemp(prefix="tilt-home-"))
+    if kubeconfig is None:
+        kubeconfig = kubeconfig_for(context, cluster, home)
+    elif not kubeconfig.is_absolute():
+        kubeconfig = home / kubeconfig
+    return Tilt(flags or {}, context, kubeconfig, home)
+
+
+def evaluate(
+    flags: Obj | None = None,
+    context: str = "kind-meridian",
+    cluster: str | None = None,
+    kubeconfig: Path | None = None,
+) -> Tilt:
+    tilt = prepare(flags, context, cluster, kubeconfig)
+    run_tiltfile(tilt)
+    return tilt
+
+
+def run_tiltfile(tilt: Tilt) -> None:
+    # Tilt's config, os and os.path modules become flat names (see starlark_name):
     # starlark-go's Python bindings pass plain values and functions, not modules.
     source = re.sub(
-        r"\b(?:config|os\.path)\.\w+\(", lambda m: starlark_name(m[0]), TILTFILE.read_text()
+        r"\b(?:config|os\.path|os)\.\w+\(", lambda m: starlark_name(m[0]), TILTFILE.read_text()
     )
     # The dialect Tilt enables: top-level if/for, sets, recursion.
     starlark_go.configure_starlark(allow_set=True, allow_global_reassign=True, allow_recursion=True)
@@ -204,7 +280,6 @@ def evaluate(
         interpreter.exec(source, filename=str(TILTFILE))
     except starlark_go.EvalError as error:
         raise TiltfileError(str(error)) from error
-    return tilt
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -264,7 +339,7 @@ def cluster() -> Tilt:
 def local_mode() -> Tilt:
     # No cluster involved: even a production context is no obstacle, and nothing is
     # allowed on its behalf.
-    return evaluate({"local": True}, context=PRODUCTION, recognised_local=False)
+    return evaluate({"local": True}, context=PRODUCTION)
 
 
 @pytest.fixture(scope="module")
@@ -282,24 +357,103 @@ def test_tilt_recognised_clusters_need_no_allowance(cluster: Tilt) -> None:
     assert cluster.calls["local"], "the Tiltfile runs local() in cluster mode (build metadata)"
 
 
-def test_a_context_named_like_a_local_cluster_is_not_trusted_by_its_name() -> None:
-    # The trial's failure: a context called k3d-meridian whose kubeconfig cluster has
-    # another name, which Tilt does not recognise as local.
-    with pytest.raises(TiltfileError, match="Refusing to run 'local' because k3d-meridian"):
-        evaluate(context="k3d-meridian", recognised_local=False)
+REFUSAL = "Not deploying to kube context '{0}'.*make deploy-local ALLOW_CONTEXT={0} "
 
 
-@pytest.mark.parametrize("context", ["k3d-meridian", "shared-dev"])
-def test_an_opted_in_context_is_allowed_before_any_local(context: str) -> None:
-    tilt = evaluate({"allow-context": [context]}, context=context, recognised_local=False)
+@pytest.mark.parametrize(
+    ("context", "cluster"),
+    [
+        # A real single-node cluster named "ceo" (the trial's context).
+        ("ceo", "ceo"),
+        # A context named like a local cluster whose kubeconfig cluster is not: Tilt
+        # goes by the cluster's name.
+        ("k3d-meridian", "meridian"),
+        (PRODUCTION, PRODUCTION),
+    ],
+)
+def test_a_context_tilt_refuses_is_refused_first_naming_the_way_to_allow_it(
+    context: str, cluster: str
+) -> None:
+    tilt = prepare(context=context, cluster=cluster)
+    assert not tilt.context_allowed
+    with pytest.raises(TiltfileError, match=REFUSAL.format(re.escape(context))):
+        run_tiltfile(tilt)
+    assert not tilt.calls["local"], "refused before any local()"
+    assert not tilt.yaml
+
+
+@pytest.mark.parametrize(
+    "cluster",
+    [
+        "kind",
+        "kind-meridian",
+        "k3d-meridian",
+        "minikube",
+        "docker-desktop",
+        "docker-for-desktop-cluster",
+        "microk8s-cluster",
+        "rancher-desktop",
+        "colima",
+        "orbstack",
+        "api-crc-testing:6443",
+        "krucible-1",
+        "ceo",
+        "meridian-dev",
+        "gke_acme_europe-west1_dev",
+        "arn:aws:eks:eu-west-1:1:cluster/dev",
+        "orbstack-2",
+    ],
+)
+def test_the_tiltfile_applies_tilts_rule_by_cluster_name(cluster: str) -> None:
+    tilt = prepare(context="dev", cluster=cluster)
+    if tilt.context_allowed:
+        run_tiltfile(tilt)
+        assert tilt.yaml
+    else:
+        with pytest.raises(TiltfileError, match=REFUSAL.format("dev")):
+            run_tiltfile(tilt)
+
+
+def test_a_kubeconfig_kept_by_k3d_is_local_whatever_the_cluster_name() -> None:
+    home = Path(tempfile.mkdtemp(prefix="tilt-home-"))
+    path = kubeconfig_for("dev", "meridian", home, home / ".config" / "k3d" / "kubeconfig-dev.yaml")
+    tilt = Tilt({}, "dev", path, home)
+    assert tilt.context_allowed
+    run_tiltfile(tilt)
+    assert tilt.yaml
+
+
+def test_a_context_no_kubeconfig_names_is_left_to_tilt() -> None:
+    # KUBECONFIG names a file that does not exist: the Tiltfile cannot tell, Tilt refuses.
+    with pytest.raises(TiltfileError, match="Refusing to run 'local' because ceo"):
+        evaluate(context="ceo", kubeconfig=Path("missing/config"))
+
+
+@pytest.mark.parametrize(("context", "cluster"), [("k3d-meridian", "meridian"), ("ceo", "ceo")])
+def test_an_opted_in_context_is_allowed_before_any_local(context: str, cluster: str) -> None:
+    tilt = evaluate({"allow-context": [context]}, context=context, cluster=cluster)
     assert [c["contexts"] for c in tilt.calls["allow_k8s_contexts"]] == [context]
     assert tilt.sequence.index("allow_k8s_contexts") < tilt.sequence.index("local")
     assert tilt.yaml, "the opted-in context gets the stack"
 
 
 def test_an_opt_in_for_another_context_allows_nothing() -> None:
-    with pytest.raises(TiltfileError, match="Refusing to run 'local'"):
-        evaluate({"allow-context": ["shared-dev"]}, context=PRODUCTION, recognised_local=False)
+    with pytest.raises(TiltfileError, match=REFUSAL.format(re.escape(PRODUCTION))):
+        evaluate({"allow-context": ["shared-dev"]}, context=PRODUCTION)
+
+
+def test_make_deploy_local_passes_the_allowed_context_to_tilt() -> None:
+    make = shutil.which("make")
+    assert make, "make not found on PATH"
+    dry = subprocess.run(
+        [make, "-n", "deploy-local", "ALLOW_CONTEXT=ceo"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "tilt up -- --allow-context=ceo" in dry
+    plain = subprocess.run([make, "-n", "deploy-local"], capture_output=True, text=True, check=True)
+    assert "allow-context" not in plain.stdout
 
 
 def test_cluster_mode_deploys_the_dev_overlay_with_the_build_metadata(cluster: Tilt) -> None:
@@ -360,6 +514,65 @@ def test_every_service_is_built_with_pants_pushed_once_and_live_updated(
 def git_ignored_files() -> list[str]:
     listing = run_command(["git", "ls-files", "--others", "--ignored", "--exclude-standard"])
     return listing.splitlines()
+
+
+# What no image is built from: manifests and their generated parts, the local stack's
+# process list, the Tiltfile, CI and the platform checks. A change to one re-applies
+# YAML (or reloads the Tiltfile); it must never be a file dependency of an image build.
+CONFIG_PATHS = (
+    "deployments/k8s",
+    "deployments/local",
+    "deployments/tests",
+    "Tiltfile",
+    ".github",
+    "tools",
+)
+
+
+def overlaps(a: str, b: str) -> bool:
+    a, b = a.rstrip("/"), b.rstrip("/")
+    return a in (b, ".", "") or a == b or a.startswith(b + "/") or b.startswith(a + "/")
+
+
+def test_no_manifest_or_config_path_is_an_image_dependency(cluster: Tilt) -> None:
+    builds = cluster.calls["custom_build"]
+    assert builds
+    for build in builds:
+        wrong = [
+            (dep, config)
+            for dep in [*build["deps"], *build["live_update"][0]["files"]]
+            for config in CONFIG_PATHS
+            if overlaps(dep, config)
+        ]
+        assert not wrong, f"{build['ref']}: config paths among its image deps: {wrong}"
+    deps = {dep.rstrip("/") for build in builds for dep in build["deps"]}
+    config_files = [
+        str(path)
+        for path in [*Path("deployments/k8s").rglob("*"), PROCESSES, TILTFILE]
+        if path.is_file()
+    ]
+    assert len(config_files) > 10, "the manifests are missing from the sandbox"
+    inside = [f for f in config_files if any(overlaps(f, dep) for dep in deps)]
+    assert not inside, f"manifest or config files inside image deps: {inside}"
+    # Config edits reach the cluster by a Tiltfile reload that re-applies the YAML.
+    assert "deployments/k8s" in [c["file_path"] for c in cluster.calls["watch_file"]]
+
+
+def test_each_image_depends_only_on_what_goes_into_it(cluster: Tilt) -> None:
+    """Its own service, the chassis, the API, the lockfile, the image definitions and
+    the BUILD macros: no other service's edit rebuilds it."""
+    for pkg in service_packages():
+        build = cluster.by("custom_build", "ref")["meridian/" + pkg.replace("_", "-")]
+        others = [f"services/{p}" for p in service_packages() if p != pkg]
+        assert not [d for d in build["deps"] for o in others if overlaps(d, o)], pkg
+        assert set(build["deps"]) == {
+            f"services/{pkg}",
+            "libs/meridian_chassis",
+            "api/proto",
+            "3rdparty/python",
+            "deployments/docker",
+            "build-support/macros.py",
+        }
 
 
 def test_no_build_output_is_inside_a_watched_dep(cluster: Tilt) -> None:
