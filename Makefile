@@ -16,7 +16,9 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 
 .PHONY: help
 help: ## List the tasks
-	@awk 'BEGIN {FS = ":.*?## "} /^[a-z-]+:.*?## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@# Colour only on a terminal: piped or redirected, the list is plain text.
+	@if [[ -t 1 && -z "$${NO_COLOR:-}" ]]; then on=$$'\033[36m'; off=$$'\033[0m'; else on=; off=; fi; \
+	  awk -v on="$$on" -v off="$$off" 'BEGIN {FS = ":.*?## "} /^[a-z-]+:.*?## / {printf "  %s%-17s%s %s\n", on, $$1, off, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: bootstrap
 bootstrap: ## Install host prerequisites and Pants (idempotent)
@@ -28,7 +30,10 @@ build: bootstrap ## Build every service PEX and the local-stack tools into dist/
 	$(PANTS) package $(addsuffix :bin,$(SERVICES)) libs/meridian_devstack:devstack libs/meridian_devstack:backing
 
 .PHONY: run
-run: build ## Run the whole system locally (PostgreSQL, Redis, Kafka, services); Ctrl-C stops it
+run: ## Run the whole system locally (PostgreSQL, Redis, Kafka, services); Ctrl-C stops it
+	@# Before installing or building anything: a taken port fails now, naming its holder.
+	@python3 libs/meridian_devstack/ports.py deployments/local/processes.yaml
+	@$(MAKE) --no-print-directory build
 	set -a; eval "$$(tools/image-tags.sh --env)"; set +a; \
 	  exec python3 dist/libs.meridian_devstack/devstack.pex deployments/local/processes.yaml
 
@@ -69,17 +74,29 @@ bench-scale: bootstrap ## Measure build, tests, manifests, Tilt and `make run` a
 bench-health: bootstrap ## Load the health endpoints of a service on real servers: req/s, p99, connections, start-up time
 	$(PANTS) run libs/meridian_bench:health -- $(BENCH_ARGS)
 
+.PHONY: bench-dev-loop
+bench-dev-loop: bootstrap ## Time the inner loop's steps, median of 3 (BENCH_ARGS=--local: local processes, no cluster)
+	@# Packaged, then run outside Pants: the benchmark runs Pants in its own clone for
+	@# minutes, and this checkout's Pants stays free meanwhile.
+	$(PANTS) package bench/devloop:bench
+	python3 dist/bench.devloop/bench.pex $(BENCH_ARGS)
+
 .PHONY: deploy-local
-deploy-local: ## Run the stack on a local Kubernetes cluster (kind, k3d, minikube...) with Tilt
+deploy-local: ## Run the stack on a local cluster with Tilt; ALLOW_CONTEXT=NAME for a context Tilt does not take for local
 	@command -v tilt >/dev/null || { echo "tilt is not installed: run tools/install-dev-tools.sh" >&2; exit 1; }
-	tilt up
+	tilt up$(if $(ALLOW_CONTEXT), -- --allow-context=$(ALLOW_CONTEXT))
 
 .PHONY: test
 test: bootstrap ## Run every test (unit, integration with real servers, platform checks); hermetic; prints the total
 	rm -rf dist/test/reports
 	status=0; $(PANTS) test --test-report :: || status=$$?; \
+	  $(PYTHON) -m tools.readme --junit dist/test/reports/readme-commands.xml || status=$$?; \
 	  python3 tools/testreport/summary.py dist/test/reports || { [[ $$status != 0 ]] || status=1; }; \
 	  exit $$status
+
+.PHONY: test-readme
+test-readme: ## Try each README command in a fresh clone of HEAD (fast safe forms; part of make test)
+	$(PYTHON) -m tools.readme $(README_ARGS)
 
 .PHONY: audit
 audit: ## Fail on known advisories with a fix in every lock and base package; report what is behind (fails closed)
@@ -89,8 +106,9 @@ audit: ## Fail on known advisories with a fix in every lock and base package; re
 test-changed: bootstrap ## Test what changed since BASE (default: merge base with origin/main) and its dependents; everything when a global input changed
 	@# tools/release/affected.py: pants.toml, lockfiles, tools/, BUILD macros or any file
 	@# no Pants target owns make every target affected, as in CI.
+	@# Nothing changed (a fresh clone: the merge base is HEAD): it says so and stops.
 	args="$$($(PYTHON) -m tools.release affected --base "$(BASE)" --pants-args)"; \
-	  $(PANTS) $$args test
+	  if [[ -n "$$args" ]]; then $(PANTS) $$args test; fi
 
 .PHONY: validate
 validate: bootstrap ## Validate manifests, Tiltfile and workflows (schemas, policies, scanners)
@@ -149,6 +167,6 @@ stop-pantsd: ## Stop this checkout's Pants daemon (the next ./pants starts a fre
 	  else echo "no pantsd runs for this checkout"; fi
 
 .PHONY: clean
-clean: stop-pantsd ## Remove build outputs and local stack data (keeps Pants' caches)
+clean: stop-pantsd ## Stop this checkout's pantsd; remove dist/, .local/ (stack data), .pids/, .pants.d/ (keeps Pants' caches)
 	if [ -L .local/postgres ]; then rm -rf "$$(readlink .local/postgres)"; fi
 	rm -rf dist .local .pids .pants.d

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-import socket
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from meridian_devstack.ports import port_accepts
 from meridian_devstack.stack import Process
 
 
@@ -17,12 +16,6 @@ from meridian_devstack.stack import Process
 class Readiness:
     ready: bool
     reason: str  # empty when ready
-
-
-def port_accepts(port: int) -> bool:
-    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-        return True
-    return False
 
 
 def _reason(status: int, text: str, errors: Mapping[str, str]) -> str:

@@ -16,7 +16,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from meridian_devstack.health import Readiness, check_readiness, port_accepts
+from meridian_devstack.health import Readiness, check_readiness
+from meridian_devstack.ports import describe_taken, port_accepts
 from meridian_devstack.stack import Process, StackFileError, load_stack
 
 DEFAULT_STACK = Path("deployments/local/processes.yaml")
@@ -44,7 +45,7 @@ def preflight(processes: Sequence[Process]) -> None:
         if "/" in program and not Path(program).exists():
             problems.append(f"{process.name}: {program} does not exist; run `make build` first")
         if port_accepts(process.port):
-            problems.append(f"{process.name}: port {process.port} is already in use")
+            problems.append(describe_taken(process.name, process.port))
     if problems:
         raise StackError("cannot start the local stack:\n  " + "\n  ".join(problems))
 

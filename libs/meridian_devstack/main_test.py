@@ -72,7 +72,7 @@ def test_busy_port_is_reported_before_anything_starts(
         busy.listen()
         port = busy.getsockname()[1]
         assert main([_write(tmp_path, _http_server("web", port)), "--exit-when-ready"]) == 1
-    assert f"web: port {port} is already in use" in capsys.readouterr().err
+    assert f"web: port {port} is already in use by pid {os.getpid()}" in capsys.readouterr().err
 
 
 def _process(name: str, argv: list[str], port: int, **fields: object) -> str:

@@ -52,6 +52,15 @@ def cmd_affected(args: argparse.Namespace) -> None:
     if args.json:
         Path(args.json).write_text(result.to_json() + "\n")
     if args.pants_args:
+        if result.base is not None and not result.changed_files:
+            # Nothing to hand Pants: say so instead of a silent run that tests nothing.
+            print(
+                f"nothing changed since {result.base} (committed, staged, unstaged or"
+                " untracked): nothing to test. `make test-changed BASE=HEAD~1` tests the"
+                " last commit, `make test` everything.",
+                file=sys.stderr,
+            )
+            return
         print(" ".join(result.pants_args))
     else:
         print(result.to_json())
@@ -170,7 +179,11 @@ def parser() -> argparse.ArgumentParser:
         "--base", required=True, help="commit to compare with; '' means everything"
     )
     changed.add_argument("--json", help="also write the result to this file")
-    changed.add_argument("--pants-args", action="store_true", help="print only the Pants arguments")
+    changed.add_argument(
+        "--pants-args",
+        action="store_true",
+        help="print only the Pants arguments; nothing (and why, on stderr) when nothing changed",
+    )
     changed.set_defaults(run=cmd_affected)
 
     previous = commands.add_parser(

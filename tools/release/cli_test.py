@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 import tools.release.__main__ as cli
+from tools.release.gitrepo import init
 
 COMMIT = "c" * 40
 ALPHA = "ghcr.io/acme/meridian/alpha@sha256:" + "1" * 64
@@ -84,3 +85,15 @@ def test_deploy_refuses_a_missing_manifest(repo: Path, capsys: pytest.CaptureFix
     assert status == 1
     assert "release manifest" in capsys.readouterr().err
     assert not (repo / "s.json").exists()
+
+
+def test_affected_with_nothing_changed_says_so_and_gives_pants_nothing(
+    repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A fresh clone: the merge base with origin/main is HEAD, the tree is clean.
+    head = init(repo, {"README.md": "Meridian\n"})
+    assert cli.main(["affected", "--base", head, "--pants-args"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert f"nothing changed since {head}" in captured.err
+    assert "nothing to test" in captured.err

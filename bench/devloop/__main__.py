@@ -1,0 +1,5 @@
+import sys
+
+from bench.devloop.main import main
+
+sys.exit(main())

@@ -1,0 +1,5 @@
+import sys
+
+from tools.readme.main import main
+
+sys.exit(main())
