@@ -1,16 +1,22 @@
 """`make bench-dev-loop`: how long each step of the inner loop takes, median of N runs.
 
-    make bench-dev-loop BENCH_ARGS="--local [--runs 3] [--no-cold] [--keep]"
+    make bench-dev-loop [BENCH_ARGS="--local | --allow-context NAME, --runs 3, --no-cold, --keep"]
 
-`--local` measures the rows that local processes have (what `tilt up -- --local` does:
-rebuild what changed with Pants, restart the process) in a scratch clone of HEAD with
-warm caches, its stack on free ports: a one-line edit in a service until the new
-process serves it, an edit in the chassis until all services do, a changed setting in
-deployments/local/processes.yaml until the process is restarted with it (no build), a
-BUILD edit until the new process serves, and `make run` from a fresh clone with empty
-caches (`make bench-cold-start`, which needs the stack's fixed ports free). The rows
-that need a cluster (`tilt ci`, live update into a pod, config and BUILD edits rolling
-pods) are listed as such. Prints the load average before and after each row.
+By default every row runs through Tilt against the cluster the current kube context
+names (bench/devloop/cluster.py): `tilt ci` from a fresh clone with empty caches, then
+in a scratch clone under `tilt up`, a one-line edit in a service until its pod serves
+it (live update), a chassis edit until every service's pod does, a BUILD edit until a
+new pod serves, a ConfigMap value in the dev overlay until every service has rolled
+(and how many builds Tilt ran meanwhile). Without a cluster that answers it says so.
+
+`--local` measures what local processes have (what `tilt up -- --local` does: rebuild
+what changed with Pants, restart the process) in a scratch clone of HEAD with warm
+caches, its stack on free ports: a one-line edit in a service until the new process
+serves it, an edit in the chassis until all services do, a BUILD edit until the new
+process serves, a changed setting in deployments/local/processes.yaml until the process
+is restarted with it (no build), and `make run` from a fresh clone with empty caches
+(`make bench-cold-start`, which needs the stack's fixed ports free); it lists the rows
+that need a cluster as such. Prints the load average before and after each row.
 """
 
 from __future__ import annotations
@@ -29,6 +35,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.devloop.cluster import TiltLoop, cluster_answers, tilt_ci_cold
+from bench.devloop.edits import BenchError, insert_marker, toggle_setting
 from bench.devloop.stack import LocalStack, StackError, clean_environment, free_port, remapped
 from meridian_devstack.stack import Process, load_stack
 
@@ -38,10 +46,6 @@ SERVICE_MAIN = Path("services/current_account/main.py")
 SERVICE_BUILD = Path("services/current_account/BUILD")
 CHASSIS = Path("libs/meridian_chassis/__init__.py")
 READY_TIMEOUT = 180.0
-
-
-class BenchError(RuntimeError):
-    pass
 
 
 def program(name: str) -> str:
@@ -56,37 +60,6 @@ def load() -> str:
     return f"{one:.1f}/{five:.1f}"
 
 
-def insert_marker(path: Path, token: str) -> None:
-    """A line that prints `token` when the module is imported, before its first import."""
-    lines = path.read_text().splitlines(keepends=True)
-    first_import = next(
-        (
-            index
-            for index, line in enumerate(lines)
-            if line.startswith(("import ", "from ")) and "__future__" not in line
-        ),
-        len(lines),
-    )
-    lines.insert(first_import, f'print("devloop-bench {token}", flush=True)\n')
-    path.write_text("".join(lines))
-
-
-def toggle_setting(stack_file: Path, process: str, key: str, values: tuple[str, str]) -> str:
-    """Flip `key` in `process`'s env between the two values; returns the new value."""
-    text = stack_file.read_text()
-    block = re.search(rf"^  - name: {re.escape(process)}\n(?:(?!  - name:).*\n?)*", text, re.M)
-    if block is None:
-        raise BenchError(f"{stack_file}: no process {process}")
-    setting = re.compile(rf"^(\s+{re.escape(key)}: )(\S+)$", re.M)
-    found = setting.search(block[0])
-    if found is None:
-        raise BenchError(f"{stack_file}: {process} has no {key}")
-    new = values[1] if found[2] == values[0] else values[0]
-    edited = setting.sub(lambda m: m[1] + new, block[0], count=1)
-    stack_file.write_text(text[: block.start()] + edited + text[block.end() :])
-    return new
-
-
 @dataclass
 class Result:
     step: str
@@ -95,10 +68,10 @@ class Result:
 
     def line(self) -> str:
         if not self.seconds:
-            return f"  {self.step:<58} {self.note}"
+            return f"  {self.step:<64} {self.note}"
         runs = " ".join(f"{s:.2f}" for s in self.seconds)
         median = statistics.median(self.seconds)
-        return f"  {self.step:<58} {median:7.2f} s   runs {runs}  {self.note}".rstrip()
+        return f"  {self.step:<64} {median:7.2f} s   runs {runs}  {self.note}".rstrip()
 
 
 class LocalLoop:
@@ -253,7 +226,7 @@ def run_local(source: Path, runs: int, cold: bool, keep: bool) -> list[Result]:
         loop = LocalLoop(source, scratch)
         print(f"building and starting the stack in {loop.clone} (not timed)...", flush=True)
         loop.start()
-        print(f"  {'step (local processes)':<58} {'median':>7}", flush=True)
+        print(f"  {'step (local processes)':<64} {'median':>7}", flush=True)
         results += [
             measure("one-line edit in a service -> new process serves it", runs, loop.service_edit),
             measure(
@@ -291,14 +264,38 @@ def run_local(source: Path, runs: int, cold: bool, keep: bool) -> list[Result]:
     return results
 
 
-def current_context() -> str | None:
-    kubectl = shutil.which("kubectl")
-    if kubectl is None:
-        return None
-    result = subprocess.run(
-        [kubectl, "config", "current-context"], capture_output=True, text=True, check=False
-    )
-    return result.stdout.strip() or None
+def run_cluster(source: Path, runs: int, allow: str | None, keep: bool) -> list[Result]:
+    """Every row through Tilt against the current context's cluster."""
+    context = cluster_answers()
+    print(f"kube context {context}: its cluster answers", flush=True)
+    results = [measure(CLUSTER_ROWS[0], runs, lambda: tilt_ci_cold(source, allow))]
+    services = {p.name: p.port for p in load_stack(source / STACK_FILE) if "services" in p.labels}
+    scratch = Path(tempfile.mkdtemp(prefix="meridian-dev-loop-"))
+    loop = TiltLoop(source, scratch, services, allow)
+    try:
+        print("tilt up in a scratch clone (not timed)...", flush=True)
+        loop.up()
+        built: list[int] = []
+
+        def config_change() -> float:
+            seconds, images = loop.config_change()
+            built.append(images)
+            return seconds
+
+        results += [
+            measure(CLUSTER_ROWS[1], runs, loop.service_edit),
+            measure(CLUSTER_ROWS[2], runs, loop.chassis_edit),
+            measure(CLUSTER_ROWS[3], runs, loop.build_edit),
+            measure(CLUSTER_ROWS[4], runs, config_change),
+        ]
+        results[-1].note += f"  Tilt builds during it: {built}"
+    finally:
+        loop.down()
+        if keep:
+            print(f"kept {scratch}")
+        else:
+            shutil.rmtree(scratch, ignore_errors=True)
+    return results
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -307,6 +304,10 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--runs", type=int, default=3, help="runs per row (the median is shown)")
     parser.add_argument("--no-cold", action="store_true", help="leave out the cold `make run`")
     parser.add_argument("--keep", action="store_true", help="keep the scratch clone and logs")
+    parser.add_argument(
+        "--allow-context",
+        help="a kube context Tilt does not take for local (tilt up -- --allow-context)",
+    )
     args = parser.parse_args(argv)
     if args.runs < 1:
         parser.error("--runs must be at least 1")
@@ -319,18 +320,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not (source / STACK_FILE).is_file():
         print(f"run from the repository root: {STACK_FILE} not found", file=sys.stderr)
         return 2
-    if not args.local:
-        context = current_context()
-        print(
-            "the cluster rows need Tilt and a cluster; this benchmark measures them only in"
-            f" --local mode so far (current kube context: {context or 'none'}).\n"
-            "Run: make bench-dev-loop BENCH_ARGS=--local",
-            file=sys.stderr,
-        )
-        return 2
     print(f"dev loop, median of {args.runs}; {os.cpu_count()} CPUs, load (1/5 min) {load()}")
-    results = run_local(source, args.runs, not args.no_cold, args.keep)
-    print(f"\nDev loop (--local: local processes), median of {args.runs}, {os.cpu_count()} CPUs:")
+    if args.local:
+        results = run_local(source, args.runs, not args.no_cold, args.keep)
+        mode = "--local: local processes"
+    else:
+        try:
+            results = run_cluster(source, args.runs, args.allow_context, args.keep)
+        except BenchError as error:
+            print(
+                f"{error}\n(make bench-dev-loop BENCH_ARGS=--local measures without a cluster)",
+                file=sys.stderr,
+            )
+            return 2
+        mode = "Tilt on the current context's cluster"
+    print(f"\nDev loop ({mode}), median of {args.runs}, {os.cpu_count()} CPUs:")
     for result in results:
         print(result.line())
     return 1 if any(r.note.startswith("load") and "failed" in r.note for r in results) else 0

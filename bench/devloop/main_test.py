@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.devloop.main import BenchError, Result, insert_marker, toggle_setting
+from bench.devloop.edits import BenchError, insert_marker, toggle_patch_value, toggle_setting
+from bench.devloop.main import Result
 from meridian_devstack.stack import load_stack
 
 PROCESSES = Path("deployments/local/processes.yaml")
@@ -47,3 +48,14 @@ def test_a_row_shows_its_median_and_every_run() -> None:
     line = Result("edit -> serving", [3.0, 1.0, 2.0], "load 1.0/1.0 -> 1.2/1.0").line()
     assert "   2.00 s   runs 3.00 1.00 2.00  load 1.0/1.0" in line
     assert Result("tilt ci", note="needs a cluster").line().endswith("needs a cluster")
+
+
+def test_the_dev_overlays_log_level_flips(tmp_path: Path) -> None:
+    overlay = tmp_path / "kustomization.yaml"
+    shutil.copy("deployments/k8s/overlays/dev/kustomization.yaml", overlay)
+    original = overlay.read_text()
+    assert "path: /data/LOG_LEVEL, value: DEBUG}" in original
+    assert toggle_patch_value(overlay, "LOG_LEVEL", ("DEBUG", "INFO")) == "INFO"
+    assert "path: /data/LOG_LEVEL, value: INFO}" in overlay.read_text()
+    assert toggle_patch_value(overlay, "LOG_LEVEL", ("DEBUG", "INFO")) == "DEBUG"
+    assert overlay.read_text() == original
