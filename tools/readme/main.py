@@ -51,8 +51,22 @@ def program(name: str) -> str:
     return found
 
 
+# As for Pants' tests (pants.toml, [test]): every proxy and index points at a closed
+# loopback port, so a command that would reach a package index fails instead.
+HERMETIC = {
+    **{
+        name: "http://127.0.0.1:9"
+        for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY")
+    },
+    "no_proxy": "127.0.0.1,localhost,::1",
+    "NO_PROXY": "127.0.0.1,localhost,::1",
+    "PIP_INDEX_URL": "http://127.0.0.1:9/simple",
+    "UV_INDEX_URL": "http://127.0.0.1:9/simple",
+}
+
+
 def _environment(run: Run) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in MAKE_VARIABLES}
+    env = {k: v for k, v in os.environ.items() if k not in MAKE_VARIABLES} | HERMETIC
     if run.without_programs:
         env["PATH"] = os.pathsep.join(
             folder
