@@ -114,6 +114,8 @@ CHECKS: dict[str, Check] = {
             "make bench-dev-loop BENCH_ARGS=--local",
             "make proto",
             "make ci-cache-demo",
+            "make ci-rehearsal",
+            "make secrets",
             "make hooks",
             "make test-changed BASE=HEAD~1",
         )
