@@ -13,6 +13,7 @@ import sys
 from collections.abc import Mapping
 
 from meridian_chassis.config import ConfigError, Settings, load_settings
+from meridian_chassis.reload import inherited_listener
 from meridian_chassis.spec import ServiceSpec
 
 CONFIG_ERROR_EXIT_CODE = 2
@@ -44,7 +45,8 @@ def run(spec: ServiceSpec, environ: Mapping[str, str] | None = None) -> None:
     except ConfigError as error:
         _config_error(spec, error)
     try:
-        listener = bind_listener(settings)
+        # After a reload (MERIDIAN_RELOAD=1) the socket is the one the process kept open.
+        listener = inherited_listener() or bind_listener(settings)
     except OSError as error:
         print(
             f"{spec.name}: cannot listen on {settings.host}:{settings.port}: {error}",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import sys
 import threading
 from collections.abc import Callable, Iterable
@@ -82,6 +83,36 @@ class SourceWatcher:
             return
 
 
-def reexec() -> None:
-    """Replace this process with a fresh interpreter running the same command line."""
+# The listening socket a re-executed process takes over (a file descriptor number).
+INHERITED_LISTENER = "MERIDIAN_RELOAD_LISTENER_FD"
+
+
+def keep_listener(listener: socket.socket) -> int:
+    """A second descriptor of the listening socket, taken before the server closes its
+    own: the socket keeps listening (connections wait in its backlog) until the
+    re-executed process serves them, so nothing is refused during a reload (a refused
+    connection ends a `kubectl port-forward`, and Tilt's, with "lost connection to pod")."""
+    return os.dup(listener.fileno())
+
+
+def inherited_listener() -> socket.socket | None:
+    """The listening socket the process that re-executed this one kept open, if any."""
+    value = os.environ.pop(INHERITED_LISTENER, None)
+    if value is None:
+        return None
+    try:
+        listener = socket.socket(fileno=int(value))
+    except (ValueError, OSError) as error:
+        log.warning("ignoring %s=%r: %s", INHERITED_LISTENER, value, error)
+        return None
+    os.set_inheritable(listener.fileno(), False)
+    return listener
+
+
+def reexec(kept_listener: int | None = None) -> None:
+    """Replace this process with a fresh interpreter running the same command line,
+    handing it the kept listening socket."""
+    if kept_listener is not None:
+        os.set_inheritable(kept_listener, True)
+        os.environ[INHERITED_LISTENER] = str(kept_listener)
     os.execv(sys.executable, sys.orig_argv)  # noqa: S606 - our own command line, re-run

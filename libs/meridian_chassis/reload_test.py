@@ -1,6 +1,7 @@
 """Live reload: a changed source file restarts the real service process in place."""
 
 import os
+import socket
 import threading
 import time
 from pathlib import Path
@@ -52,3 +53,38 @@ def test_service_restarts_in_place_when_its_package_changes(tmp_path: Path) -> N
         assert wait_until(lambda: service.get("/answer").text == "v2", timeout=20)
         assert service.process.pid == pid  # the same process, re-executed
         assert service.process.poll() is None
+
+
+def test_no_connection_is_refused_while_the_service_reloads(tmp_path: Path) -> None:
+    # A refused connection ends a port-forward ("lost connection to pod"): the socket
+    # keeps listening through the re-exec and the new process answers what waited.
+    package = tmp_path / "reload_probe"
+    package.mkdir()
+    (package / "__init__.py").write_text(PROBE_V1)
+    code = (
+        f"import sys; sys.path.insert(0, {str(tmp_path)!r})\n"
+        "from reload_probe import ROUTES\n"
+        "from meridian_chassis import ServiceSpec, run\n"
+        "run(ServiceSpec('reload-probe', routes=ROUTES))\n"
+    )
+    with running_service(python_command(code), {"MERIDIAN_RELOAD": "1"}) as service:
+        assert service.get("/answer").text == "v1"
+        time.sleep(0.5)  # let the watcher take its first snapshot
+        (package / "__init__.py").write_text(PROBE_V1.replace('"v1"', '"v2"'))
+        answers: list[str] = []
+        refused = 0
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and answers[-1:] != ["v2"]:
+            try:
+                with socket.create_connection(("127.0.0.1", service.port), 5) as conn:
+                    conn.sendall(b"GET /answer HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                    reply = b""
+                    while chunk := conn.recv(4096):
+                        reply += chunk
+                answers.append(reply.decode().rsplit("\r\n\r\n", 1)[-1])
+            except ConnectionRefusedError:
+                refused += 1
+            time.sleep(0.01)
+        assert answers[-1:] == ["v2"], answers[-5:]
+        assert refused == 0, f"{refused} connections refused during the reload"
+        assert set(answers) <= {"v1", "v2", ""}, set(answers)

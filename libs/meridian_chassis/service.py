@@ -23,7 +23,7 @@ from meridian_chassis.lifecycle import Lifecycle, Phase
 from meridian_chassis.logs import configure_logging
 from meridian_chassis.readiness import ReadinessMonitor
 from meridian_chassis.redaction import Redactor, redact_uncaught_exceptions
-from meridian_chassis.reload import SourceWatcher, package_dirs, reexec
+from meridian_chassis.reload import SourceWatcher, keep_listener, package_dirs, reexec
 from meridian_chassis.spec import ServiceSpec
 
 log = logging.getLogger("meridian.service")
@@ -107,8 +107,9 @@ def serve(
     # handlers that ends in a clean exit 0 instead of death by signal.
     signal.signal(signal.SIGTERM, lambda *_: None)
     signal.signal(signal.SIGINT, lambda *_: None)
-    watcher = None
+    watcher, kept_listener = None, None
     if settings.reload:
+        kept_listener = keep_listener(listener)
         # Convention: a service's package is its name with underscores.
         packages = ["meridian_chassis", spec.name.replace("-", "_")]
         watcher = SourceWatcher(package_dirs(packages), server.stop_for_reload)
@@ -124,5 +125,5 @@ def serve(
     server.run(sockets=[listener])
     if watcher is not None and watcher.changed.is_set():
         log.info("reloading")
-        reexec()
+        reexec(kept_listener)
     log.info("stopped")

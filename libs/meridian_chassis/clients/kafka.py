@@ -51,6 +51,9 @@ class KafkaClient:
                 )
                 try:
                     await producer.start()
+                    # start() drops its bootstrap connection: the broker connection that
+                    # later checks reuse opens now, so readiness traffic opens none.
+                    await producer.client.fetch_all_metadata()
                 except BaseException:
                     # A producer that failed to start cannot be started again.
                     with contextlib.suppress(Exception):
