@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
@@ -211,6 +212,20 @@ def test_a_bad_configuration_is_one_message_without_secrets_or_traceback() -> No
     for name in ("PORT", "SHUTDOWN_GRACE_SECONDS", "SHUTDOWN_DELAY_SECONDS"):
         assert f"  - {name}=" in err
     assert "REDIS_URL carries credentials and REDIS_USERNAME/REDIS_PASSWORD are set" in err
+
+
+def test_credentials_read_from_mounted_files(servers: BackingServices, tmp_path: Path) -> None:
+    """As Kubernetes mounts a Secret: one read-only file per key, named by NAME_FILE."""
+    url = servers.database.url().replace("meridian@", f"meridian:{PASSWORD}@")
+    secret = tmp_path / "DATABASE_URL"
+    secret.write_text(url + "\n")
+    secret.chmod(0o400)
+    env = {**servers.environment(), "DATABASE_URL": "", "DATABASE_URL_FILE": str(secret)}
+    with running_service(python_command(SERVICE_CODE), env) as service:
+        assert wait_until(lambda: service.get("/health/ready").status == 200, timeout=10)
+        service.terminate()
+        exited = service.wait(timeout=15)
+    assert PASSWORD not in exited.stdout + exited.stderr
 
 
 def test_failing_checks_say_which_failed_and_log_why_without_credentials(
