@@ -177,6 +177,8 @@ def runner_env(work: Path, extra: Mapping[str, str]) -> dict[str, str]:
     sudo.chmod(0o755)
     env = {name: os.environ[name] for name in PASSED_THROUGH if name in os.environ}
     env.update({"HOME": str(home), "PATH": f"{bin_dir}:{SYSTEM_PATH}", "LANG": "C.UTF-8"})
+    # syft asks its vendor for a newer release, unreachable here (a logged error only).
+    env["SYFT_CHECK_FOR_APP_UPDATE"] = "false"
     env.update(extra)
     return env
 

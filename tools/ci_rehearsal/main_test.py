@@ -55,7 +55,7 @@ def test_stand_ins_are_node_actions_that_hand_over_to_python(tmp_path: Path) -> 
         pytest.skip("node runs the stand-ins' entry points; this machine has none")
     ran = subprocess.run([node, str(syft / "main.js")], capture_output=True, text=True, check=False)
     assert ran.returncode == 1
-    assert "REHEARSAL_TOOLS is not set" in ran.stdout
+    assert "is not set: run this through `make ci-rehearsal`" in ran.stdout
 
 
 def test_real_action_checkouts_replace_the_stand_ins(tmp_path: Path) -> None:

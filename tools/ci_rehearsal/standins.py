@@ -431,7 +431,14 @@ def setup_trivy(step: Step) -> None:
 
 
 def download_syft(step: Step) -> None:
-    step.output("cmd", _tool(step, "syft"))
+    """Outputs `cmd`, the syft to run. act gives steps a pseudo-terminal, GitHub does
+    not; on one, syft's progress UI exits 0 without writing the SBOM, so `cmd` runs it
+    as on GitHub: quiet, stdin not a terminal."""
+    wrapper = Path(step.setting("RUNNER_TEMP")) / "syft-standin" / "syft"
+    wrapper.parent.mkdir(parents=True, exist_ok=True)
+    wrapper.write_text(f'#!/bin/sh\nexec "{_tool(step, "syft")}" --quiet "$@" </dev/null\n')
+    wrapper.chmod(0o755)
+    step.output("cmd", str(wrapper))
 
 
 def setup_kubectl(step: Step) -> None:
