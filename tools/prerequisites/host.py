@@ -51,6 +51,8 @@ COMMANDS = (
     Command(
         "docker-registry", "docker-registry", "local registry, for the image checks", "distribution"
     ),
+    # act runs the CI rehearsal's stand-in actions with node (make ci-rehearsal).
+    Command("node", "nodejs", "runs the CI rehearsal's stand-in actions", "node"),
 )
 PYTHONS = (SERVICES, PANTS)
 # Debian keeps PostgreSQL's server binaries off PATH; these are linked into it.
