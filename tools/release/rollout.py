@@ -19,7 +19,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from tools.release.errors import ReleaseError
 from tools.release.kube import REVISION_ANNOTATION, Deadline, DeploymentRef, Kubectl
 
 # Container states that do not resolve by waiting: the kubelet only backs off further.
@@ -219,20 +218,6 @@ def wait(
     """Waits until every Deployment's rollout finished; the problems (empty when all did).
     Stops at the first failed pod, naming it; the deadline passing is a problem too."""
     pending = set(refs)
-    try:
-        return _wait(kubectl, pending, deadline, say, poll)
-    except ReleaseError:
-        # On a loaded runner the deadline can pass during a kubectl call: that is still
-        # the rollout not finishing in time, and is reported as such.
-        if time.monotonic() < deadline.at:
-            raise
-        return _late(pending)
-
-
-def _wait(
-    kubectl: Kubectl, pending: set[DeploymentRef], deadline: Deadline, say: Any, poll: float
-) -> list[str]:
-    """wait's loop; it removes each finished Deployment from pending."""
     while pending:
         listed = objects_of(kubectl, (ref.namespace for ref in pending), deadline)
         problems = []
@@ -263,11 +248,10 @@ def _wait(
         if problems:
             return problems
         if pending:
-            if deadline.at - time.monotonic() <= poll:
-                return _late(pending)
+            if deadline.left() <= poll:
+                return [
+                    f"{ref}: rollout did not finish by the deadline"
+                    for ref in sorted(pending, key=str)
+                ]
             time.sleep(poll)
     return []
-
-
-def _late(pending: Iterable[DeploymentRef]) -> list[str]:
-    return [f"{ref}: rollout did not finish by the deadline" for ref in sorted(pending, key=str)]
