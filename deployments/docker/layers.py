@@ -5,10 +5,11 @@ pycache and deps run in build stages of deployments/docker/Dockerfile, on the ru
 base image's own interpreter (standard library only; the image has no shell); srcs
 runs in Pants, on the build machine's CPython 3.11 (see build-support/macros.py):
 
-  pycache   compile the whole standard library into a build-only bytecode cache
+  pycache   check the Dockerfile being built is the workspace's (the standard library
+            is bytecode in the base image already: /usr/lib/python311.zip)
   deps      the third-party PEX -> the /app venv (wheels, entry point), trimmed,
-            shared objects stripped of debug info, plus the bytecode of the
-            standard-library and third-party modules that importing the wheels loads
+            shared objects stripped of debug info, every module's source replaced by
+            its bytecode, and every top-level package imported once as a check
   srcs      the first-party PEX -> a layer tarball of the sources and their bytecode
             for /app, and etc/meridian/build.json: the service's name and source
             URL, nothing of the commit (a deployment injects that)
@@ -32,6 +33,7 @@ import stat
 import subprocess
 import sys
 import tempfile
+import zipfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -46,6 +48,11 @@ from deployments.docker.reprotar import write_tarball
 EPOCH = int(os.environ.get("SOURCE_DATE_EPOCH", "0"))
 STDLIB = Path("/usr/lib/python3.11")
 SITE_PACKAGES = Path("lib/python3.11/site-packages")
+# The pure-Python wheels, as bytecode in one zip that a .pth file puts on sys.path.
+PURE_ZIP = Path("lib/python3.11/site-packages.zip")
+PURE_ZIP_PTH = "meridian-site-packages-zip.pth"
+# Every zip entry's timestamp: the format's earliest, for reproducible layers.
+ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 SERVICE_USER = 65532
 DOCKERFILE = "deployments/docker/Dockerfile"
 # /etc/meridian/build.json key -> the environment variable it comes from. No revision,
@@ -62,6 +69,10 @@ PEX_RUNTIME = frozenset(
 TRIM_SUFFIXES = (".pyi", ".pyx", ".pxd", ".pxi")
 TRIM_DIR_SUFFIXES = ("-stubs",)
 TRIM_BIN = ("activate", "activate.csh", "activate.fish", "Activate.ps1")
+# protobuf's C++ extension (upb) needs libstdc++ (2.2 MB), which the base leaves out;
+# without it protobuf uses its pure-Python implementation, enough for what services use
+# it for (their ServiceInfo, turned into /version's JSON once at start-up).
+TRIM_PACKAGES = ("google/_upb",)
 
 # Runs in the venv's interpreter: imports each module named on the command line, then
 # records every module loaded: those imports' and the interpreter's own start-up ones.
@@ -165,12 +176,6 @@ def pycache_prefix(prefix: Path) -> Iterator[None]:
         sys.pycache_prefix = previous
 
 
-def cached_pyc(source: Path, prefix: Path) -> Path:
-    """Where the build-only cache under `prefix` keeps `source`'s bytecode."""
-    with pycache_prefix(prefix):
-        return Path(importlib.util.cache_from_source(str(source)))
-
-
 def compile_tree(tree: Path, prefix: Path) -> None:
     """Compile every module under `tree` into the cache, in parallel.
 
@@ -186,6 +191,34 @@ def compile_tree(tree: Path, prefix: Path) -> None:
         )
 
 
+def sourceless(tree: Path) -> tuple[int, int]:
+    """Replace each module under `tree` by its bytecode, where its source was
+    (module.pyc for module.py, which Python imports without a source).
+
+    Nothing in an image rewrites the wheels, and nothing reads their sources but a
+    traceback printing a line's text: it still names the file and line. The image
+    carries each module once instead of twice, all of it compiled (also what the
+    service imports only later), and a read-only root needs no bytecode cache.
+    Returns (modules compiled, bytes of source removed).
+    """
+    for cache in [path for path in walk(tree) if path.name == "__pycache__"]:
+        shutil.rmtree(cache)
+    compileall.compile_dir(
+        tree,
+        quiet=2,
+        workers=0,
+        legacy=True,
+        invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
+    )
+    compiled = removed = 0
+    for source in [path for path in walk(tree) if path.suffix == ".py" and path.is_file()]:
+        if source.with_suffix(".pyc").is_file():
+            compiled += 1
+            removed += source.stat().st_size
+            source.unlink()
+    return compiled, removed
+
+
 # --- commands ---------------------------------------------------------------------------
 
 
@@ -194,7 +227,7 @@ def command_pycache(args: argparse.Namespace) -> None:
         check_dockerfile(*args.dockerfile)
     # The same for every service, so the builder shares this stage between them.
     compile_tree(STDLIB, args.prefix)
-    print(f"pycache: compiled {STDLIB} into {args.prefix}")
+    print(f"pycache: compiled what {STDLIB} holds as sources into {args.prefix}")
 
 
 def command_deps(args: argparse.Namespace) -> None:
@@ -210,17 +243,25 @@ def command_deps(args: argparse.Namespace) -> None:
     for name in TRIM_BIN:
         (venv / "bin" / name).unlink(missing_ok=True)
     trim(venv)
+    for package in TRIM_PACKAGES:
+        shutil.rmtree(venv / SITE_PACKAGES / package, ignore_errors=True)
     dropped = drop_empty_distributions(venv / SITE_PACKAGES)
     saved = strip_shared_objects(venv / SITE_PACKAGES)
+    compiled, removed = sourceless(venv / SITE_PACKAGES)
+    names = top_level_modules(venv / SITE_PACKAGES)
+    zipped = zip_pure_packages(venv / SITE_PACKAGES, venv / PURE_ZIP)
     normalise(venv)
-    compile_tree(venv / SITE_PACKAGES, args.prefix)
+    check_imports(venv, args.prefix, names)
     # The layer's tree holds /app itself, so that the builder copies /app's own mode and
     # mtime too instead of creating the directory at build time.
     out: Path = args.out / venv.relative_to("/")
     shutil.copytree(venv, out, symlinks=True)
-    add_bytecode(venv, args.prefix, args.out)
     normalise(args.out)
-    print(f"deps: stripped {saved / 1e6:.1f} MB from shared objects; dropped {dropped or 'none'}")
+    print(
+        f"deps: stripped {saved / 1e6:.1f} MB from shared objects; {compiled} modules as "
+        f"bytecode only ({removed / 1e6:.1f} MB of source left out); zipped {', '.join(zipped)}; "
+        f"dropped {dropped or 'none'}"
+    )
 
 
 def check_dockerfile(workspace: Path, used: Path) -> None:
@@ -332,28 +373,48 @@ def record_imports(venv: Path, prefix: Path, names: Sequence[str]) -> list[Path]
         return sorted({Path(line) for line in record.read_text().splitlines()})
 
 
-def add_bytecode(venv: Path, prefix: Path, out: Path) -> None:
-    """Add to `out` the bytecode of what the third-party packages import, from the
-    standard library and from themselves. It depends on the wheels alone, so the deps
-    layer stays as it is when sources change; the few modules only first-party code
-    imports are compiled when the service starts."""
-    names = top_level_modules(venv / SITE_PACKAGES)
+def check_imports(venv: Path, prefix: Path, names: Sequence[str]) -> None:
+    """Import every top-level package of the wheels in the venv as the image has it
+    (bytecode only, the pure ones from the zip): a wheel that cannot load fails here."""
     modules = record_imports(venv, prefix, names)
-    # The cache holds the standard library and the wheels, never first-party code.
-    copied = {"stdlib": 0, "third-party": 0}
-    for path in modules:
-        cached = cached_pyc(path, prefix)
-        if path.suffix != ".py" or not cached.is_file():
-            continue
-        target = out / Path(importlib.util.cache_from_source(str(path))).relative_to("/")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(cached, target)
-        copied["stdlib" if path.is_relative_to(STDLIB) else "third-party"] += 1
-    print(
-        f"deps: importing {len(names)} third-party packages loads {len(modules)} modules; "
-        f"bytecode for {copied['stdlib']} standard-library and {copied['third-party']} "
-        "third-party ones"
-    )
+    print(f"deps: importing {len(names)} third-party packages loads {len(modules)} modules")
+
+
+def zip_pure_packages(site_packages: Path, archive: Path) -> list[str]:
+    """Move the top-level packages made of bytecode alone (no extension module, no data
+    file but the py.typed marker) into one deflated zip, which a .pth file puts on
+    sys.path; returns their names. Extension modules cannot load from a zip, and data
+    files may be opened by path, so packages with either stay files."""
+    pure = []
+    for entry in sorted(site_packages.iterdir()):
+        if (
+            entry.is_file()
+            and entry.suffix == ".pyc"
+            and entry.stem.isidentifier()
+            or (
+                entry.is_dir()
+                and (entry / "__init__.pyc").is_file()
+                and all(
+                    path.is_dir() or path.suffix == ".pyc" or path.name == "py.typed"
+                    for path in walk(entry)
+                )
+            )
+        ):
+            pure.append(entry)
+    with zipfile.ZipFile(archive, "w") as bundle:
+        for entry in pure:
+            for path in [entry] if entry.is_file() else [p for p in walk(entry) if p.is_file()]:
+                info = zipfile.ZipInfo(path.relative_to(site_packages).as_posix(), ZIP_EPOCH)
+                info.compress_type = zipfile.ZIP_DEFLATED
+                info.external_attr = 0o644 << 16
+                bundle.writestr(info, path.read_bytes(), compresslevel=9)
+    for entry in pure:
+        if entry.is_dir():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+    (site_packages / PURE_ZIP_PTH).write_text(f"/{archive.relative_to('/')}\n")
+    return [entry.name.removesuffix(".pyc") for entry in pure]
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:

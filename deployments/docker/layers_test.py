@@ -93,3 +93,35 @@ def test_the_dev_layer_gives_the_packages_to_the_service_user(
     assert owners[f"{SITE}/ledger/main.py"] == (65532, 65532)
     assert owners[SITE] == (0, 0)
     assert owners["etc/meridian/build.json"] == (0, 0)
+
+
+def test_sourceless_wheels_import_and_tracebacks_name_file_and_line(tmp_path: Path) -> None:
+    from deployments.docker.layers import sourceless
+
+    package = tmp_path / "site/wheel"
+    (package / "__pycache__").mkdir(parents=True)
+    (package / "__pycache__/stale.cpython-311.pyc").write_bytes(b"")
+    (package / "__init__.py").write_text("")
+    (package / "fails.py").write_text("def explode():\n    raise ValueError('boom')\n")
+    (package / "data.txt").write_text("kept")
+
+    compiled, removed = sourceless(tmp_path / "site")
+
+    assert (compiled, removed) == (2, len("def explode():\n    raise ValueError('boom')\n"))
+    assert sorted(p.name for p in package.iterdir()) == ["__init__.pyc", "data.txt", "fails.pyc"]
+    code = "import wheel.fails as f\ntry:\n    f.explode()\nexcept ValueError:\n    import traceback; traceback.print_exc()\n"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-I",
+            "-c",
+            code.replace(
+                "import wheel",
+                f"import sys; sys.path.insert(0, {str(tmp_path / 'site')!r}); import wheel",
+            ),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert f'File "{package}/fails.py", line 2, in explode' in result.stderr

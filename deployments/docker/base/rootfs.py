@@ -52,6 +52,7 @@ from deployments.docker.base.host import (
     sha256_of,
     write_atomically,
 )
+from deployments.docker.base.stdlib import zip_stdlib
 from deployments.docker.reprotar import TarballError, write_tarball
 
 HERE = Path(__file__).resolve().parent
@@ -154,6 +155,8 @@ def command_build(args: argparse.Namespace) -> None:
         merge_usr(root)
         write_ca_bundle(root)
         trim(root)
+        modules = zip_stdlib(root)
+        print(f"standard library: {modules} modules compiled into /usr/lib/python311.zip")
         add_meridian_files(root)
         check(root)
         write_tarball(root, args.output, args.source_date_epoch, owner)
