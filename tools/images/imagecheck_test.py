@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import io
 import tarfile
+from pathlib import Path
+
+import pytest
 
 from tools.images import imagecheck
 
@@ -39,3 +42,18 @@ def test_a_check_counts_its_failures() -> None:
     assert not checks.equals("differs", 1, 2)
     assert not checks("fails", False)
     assert checks.failures == 2
+
+
+def test_the_size_budget_follows_what_the_service_needs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for package, needs in (("fx_rates", "[]  # none"), ("ledger", "[database, redis]")):
+        (tmp_path / "services" / package).mkdir(parents=True)
+        (tmp_path / "services" / package / "service.yaml").write_text(
+            f"port: 9000\nneeds: {needs}\noptional: []\n"
+        )
+    monkeypatch.setattr(imagecheck, "REPO_ROOT", tmp_path)
+    assert not imagecheck.needs_backing_services("fx_rates")
+    assert imagecheck.size_budget("fx_rates") == 30_000_000
+    assert imagecheck.needs_backing_services("ledger")
+    assert imagecheck.size_budget("ledger") == 35_000_000
