@@ -131,10 +131,11 @@ ci-cache-demo: bootstrap ## Prove the remote cache: test twice against a local B
 	$(PYTHON) -m tools.cache_demo
 
 .PHONY: lint
-lint: bootstrap ## Lint (ruff, black --check, shellcheck) and check BUILD files are complete and tidy
+lint: bootstrap ## Lint (ruff, black --check, shellcheck), check BUILD files are complete and tidy and that affected-only builds see every file
 	$(PANTS) lint ::
 	tools/images/shellcheck.sh
 	$(PANTS) tailor --check update-build-files --check ::
+	$(PYTHON) -m tools.release affected-coverage
 
 .PHONY: fmt
 fmt: bootstrap ## Format and auto-fix (black, ruff --fix)

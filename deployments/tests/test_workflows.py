@@ -39,6 +39,7 @@ AUDIT = WORKFLOW_DIR / "audit.yml"
 RELOCK = WORKFLOW_DIR / "relock.yml"
 SETUP_PANTS = Path(".github/actions/setup-pants/action.yml")
 DEPLOY_ACTION = Path(".github/actions/deploy/action.yml")
+DEPLOY_USES = "./.github/actions/deploy"
 RULESETS = Path(".github/rulesets")
 ENVIRONMENTS = Path(".github/environments")
 DEPLOY_ENVIRONMENTS = {"staging", "production"}
@@ -406,10 +407,16 @@ def test_release_promotes_and_never_builds() -> None:
     ]
     assert len(deploy_steps) == 1
     assert deploy_steps[0]["with"]["release-version"] == "${{ needs.verify.outputs.version }}"
-    # The verified manifest is the one deployed: same run, same artifact name.
+    # The verified manifest is the one deployed: same run, same artifact name, and its
+    # sha256 the one staging's deployment record holds.
     downloads = [s for s in production["steps"] if "download-artifact" in str(s.get("uses"))]
     assert [s["with"]["name"] for s in downloads] == ["release-manifest"]
     assert production["steps"][0]["with"]["ref"] == "${{ needs.verify.outputs.commit }}"
+    steps = production["steps"]
+    (check,) = (i for i, s in enumerate(steps) if "sha256sum --check" in str(s.get("run")))
+    assert steps[check]["env"]["SHA256"] == "${{ needs.verify.outputs.manifest-sha256 }}"
+    assert check < next(i for i, s in enumerate(steps) if s.get("uses") == DEPLOY_USES)
+    assert "run download" not in text, "the manifest comes from staging's record, not a run"
 
 
 def test_production_only_in_release_and_staging_only_from_main() -> None:
@@ -533,6 +540,28 @@ def test_publish_signs_and_attests_what_it_pushes() -> None:
     assert names.index("Push the built images and record their digests") < uses.index(
         "sigstore/cosign-installer"
     )
+
+
+def test_staging_records_the_manifest_it_deploys() -> None:
+    """A deployment record with the manifest itself, success only if the deploy succeeded."""
+    staging = jobs(CI)["staging"]
+    assert staging["permissions"].get("deployments") == "write"
+    steps = staging["steps"]
+    deploy = next(i for i, s in enumerate(steps) if s.get("uses") == DEPLOY_USES)
+    (start,) = (i for i, s in enumerate(steps) if "record-deployment start" in str(s.get("run")))
+    (finish,) = (i for i, s in enumerate(steps) if "record-deployment finish" in str(s.get("run")))
+    assert start < deploy < finish
+    assert steps[deploy]["id"] == "deploy"
+    assert steps[finish]["if"].startswith("always()")
+    assert steps[finish]["env"]["OUTCOME"] == "${{ steps.deploy.outcome }}"
+    # Deploys refuse to move staging back: they need the whole history.
+    (checkout,) = (s for s in steps if "actions/checkout" in str(s.get("uses")))
+    assert checkout["with"]["fetch-depth"] == 0
+
+
+def test_nothing_is_pushed_before_the_tests_pass() -> None:
+    needs = jobs(CI)["publish"]["needs"]
+    assert {"build", "lint", "test", "e2e"} <= set(needs)
 
 
 def test_staging_verifies_signatures_before_it_deploys() -> None:

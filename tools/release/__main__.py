@@ -9,7 +9,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from tools.release import affected, buildinfo, deploy, e2e, manifest, promote, settings
+from tools.release import (
+    affected,
+    buildinfo,
+    coverage,
+    deploy,
+    e2e,
+    manifest,
+    promote,
+    record,
+    settings,
+)
 from tools.release.errors import ReleaseError
 from tools.release.github import GitHub
 from tools.release.kube import Kubectl
@@ -76,24 +86,48 @@ def cmd_affected(args: argparse.Namespace) -> None:
     )
 
 
+def cmd_coverage(_args: argparse.Namespace) -> None:
+    found = coverage.check(REPO)
+    print(
+        f"{len(found.global_files)} global inputs, {len(found.unowned)} files no target owns "
+        f"(a change to either affects everything), {len(found.owned)} reach a test, an "
+        f"artifact or a dependent; {len(found.missed)} reach nothing"
+    )
+    for path, owners in found.missed:
+        print(f"  {path}: owned by {owners}, which nothing depends on")
+    if found.missed:
+        raise ReleaseError(
+            "a change to the files above would affect nothing: add them to GLOBAL_INPUTS in "
+            "tools/release/affected.py or declare what reads them as a dependent"
+        )
+
+
 def cmd_previous(args: argparse.Namespace) -> None:
-    github = GitHub(args.repository)
-    commit = github.last_successful_deployment(args.environment)
-    if commit is None:
-        print(f"no successful {args.environment} deployment: everything is built", file=sys.stderr)
-        _github_output({"commit": ""})
-        return
-    try:
-        found = github.manifest_of(commit)
-    except ReleaseError as error:
-        # Building everything is always correct, only slower.
-        print(f"{error}: everything is built", file=sys.stderr)
+    running = record.running(GitHub(args.repository), args.environment)
+    if running is None:
+        print(f"no {args.environment} deployment record: everything is built", file=sys.stderr)
         _github_output({"commit": ""})
         return
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    found.write(Path(args.out))
-    print(commit)
-    _github_output({"commit": commit})
+    Path(args.out).write_text(running.text)
+    print(running.manifest.commit)
+    _github_output({"commit": running.manifest.commit})
+
+
+def cmd_record(args: argparse.Namespace) -> None:
+    github = GitHub(args.repository)
+    if args.action == "start":
+        text = Path(args.manifest).read_text()
+        started = record.start(
+            github, args.environment, args.commit, text, args.run_id, args.run_attempt
+        )
+        print(f"deployment {started.deployment_id}: manifest {started.sha256}")
+        _github_output({"id": str(started.deployment_id), "sha256": started.sha256})
+        return
+    text = Path(args.manifest).read_text()
+    done = record.Record(args.id, text, record.sha256_of(text), args.run_id)
+    record.finish(github, done, args.state)
+    print(f"deployment {args.id}: {args.state}")
 
 
 def _built(path: Path) -> dict[str, str]:
@@ -142,8 +176,11 @@ def cmd_rollback(args: argparse.Namespace) -> None:
 
 def cmd_verify_release(args: argparse.Namespace) -> None:
     found = promote.verify(REPO, GitHub(args.repository), args.version, args.commit, args.main_ref)
-    found.write(Path(args.out))
-    print(found.to_json(), end="")
+    # The exact bytes staging deployed, so the production job can check the hash.
+    Path(args.out).write_text(found.text)
+    print(f"staging deployment {found.deployment_id}: manifest {found.sha256}", file=sys.stderr)
+    print(found.text, end="")
+    _github_output({"manifest-sha256": found.sha256})
 
 
 def cmd_wait_artifact(args: argparse.Namespace) -> None:
@@ -186,8 +223,13 @@ def parser() -> argparse.ArgumentParser:
     )
     changed.set_defaults(run=cmd_affected)
 
+    covered = commands.add_parser(
+        "affected-coverage", help="fail if a tracked file's change would affect nothing"
+    )
+    covered.set_defaults(run=cmd_coverage)
+
     previous = commands.add_parser(
-        "previous-manifest", help="manifest of the last successful deploy"
+        "previous-manifest", help="manifest of what the environment runs (its deployment record)"
     )
     previous.add_argument("--repository", required=True, help="owner/name on GitHub")
     previous.add_argument("--environment", default="staging")
@@ -238,6 +280,22 @@ def parser() -> argparse.ArgumentParser:
 
 
 def _release_commands(commands: Any) -> None:
+    recorded = commands.add_parser(
+        "record-deployment", help="GitHub's record of deploying a manifest (record.py)"
+    )
+    recorded.add_argument("action", choices=["start", "finish"])
+    recorded.add_argument("--repository", required=True, help="owner/name on GitHub")
+    recorded.add_argument("--manifest", required=True, help="the manifest file deployed")
+    recorded.add_argument("--run-id", type=int, required=True, help="GITHUB_RUN_ID")
+    recorded.add_argument("--environment", default="staging", help="start: the environment")
+    recorded.add_argument("--commit", default="", help="start: the 40-hex commit deployed")
+    recorded.add_argument("--run-attempt", type=int, default=1, help="start: GITHUB_RUN_ATTEMPT")
+    recorded.add_argument("--id", type=int, default=0, help="finish: the record's deployment id")
+    recorded.add_argument(
+        "--state", default="", help="finish: success or failure (how the deploy ended)"
+    )
+    recorded.set_defaults(run=cmd_record)
+
     release = commands.add_parser("verify-release", help="check a release and fetch its manifest")
     release.add_argument("--version", required=True, help="X.Y.Z (the tag is vX.Y.Z)")
     release.add_argument("--commit", required=True, help="40-hex commit the tag points at")

@@ -24,6 +24,8 @@ GLOBAL_INPUTS = (
     "pants",
     "pants.toml",
     "pants.ci.toml",
+    # ruff, black, mypy and pytest settings: read by every lint, type check and test.
+    "pyproject.toml",
     "build-support/*",
     "tools/*",
     "deployments/docker/base/packages.*",

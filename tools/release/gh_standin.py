@@ -1,17 +1,14 @@
 """A stand-in for the `gh` CLI, for the promotion tests: GitHub is not reachable here.
 
-STANDIN_GH holds {"api": {"<path with query>": <JSON answer>}, "artifacts": {"<run id>":
-"<manifest file>"}}; `gh api PATH` answers from it (unknown paths fail like a 404),
-`gh api --method M PATH [--input -]` appends the write to the JSON lines file
-STANDIN_GH_CALLS, and `gh run download ID --name release-manifest --dir DIR` copies the
-run's manifest.
+STANDIN_GH holds {"api": {"<path with query>": <JSON answer>}}; `gh api PATH` answers
+from it (unknown paths fail like a 404), `gh api --method M PATH [--input -]` appends the
+write to the JSON lines file STANDIN_GH_CALLS and answers `"M PATH"`'s entry, if any.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import sys
 from pathlib import Path
 
@@ -31,14 +28,6 @@ def main(argv: list[str]) -> int:
             print(f"gh: Not Found (HTTP 404) {path}", file=sys.stderr)
             return 1
         print(json.dumps(recorded["api"][path]))
-        return 0
-    if argv[:2] == ["run", "download"]:
-        source = recorded["artifacts"].get(argv[2])
-        if source is None:
-            print("no valid artifacts found to download", file=sys.stderr)
-            return 1
-        target = Path(argv[argv.index("--dir") + 1])
-        shutil.copy(source, target / "release-manifest.json")
         return 0
     print(f"gh stand-in: unsupported call {argv}", file=sys.stderr)
     return 2

@@ -1,29 +1,19 @@
-"""The GitHub records a release is promoted from, read with the `gh` CLI.
-
-- deployments of the `staging` environment and their statuses (GitHub writes these for
-  every job that names an environment: success when the deploy job succeeded);
-- the `ci` summary check run of a commit;
-- the `release-manifest` artifact of the CI workflow run that built a commit.
-"""
+"""GitHub's API through the `gh` CLI: deployments and their statuses (record.py keeps
+the staging record of each manifest there), check runs, workflow runs and their jobs
+and artifacts."""
 
 from __future__ import annotations
 
 import json
-import tempfile
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from tools.release import manifest as manifests
 from tools.release.errors import ReleaseError
 from tools.release.process import run
 
-CI_WORKFLOW = "ci.yml"
 CI_CHECK = "ci"
 ACTIONS_APP = "github-actions"
-MANIFEST_ARTIFACT = "release-manifest"
-MANIFEST_FILE = "release-manifest.json"
 
 
 @dataclass(frozen=True)
@@ -53,36 +43,16 @@ class GitHub:
         text = run([*argv, path], input_text=None if body is None else json.dumps(body))
         return json.loads(text) if text.strip() else None
 
-    def deployments(self, environment: str, sha: str | None = None) -> list[dict[str, Any]]:
+    def deployments(
+        self, environment: str, sha: str | None = None, task: str | None = None
+    ) -> list[dict[str, Any]]:
         """Newest first, as the API lists them."""
-        query = f"environment={environment}&per_page=100" + (f"&sha={sha}" if sha else "")
+        query = f"environment={environment}&per_page=100"
+        query += (f"&sha={sha}" if sha else "") + (f"&task={task}" if task else "")
         found = self.api(f"repos/{self.repository}/deployments?{query}")
         if not isinstance(found, list):
             raise ReleaseError(f"GitHub deployments of {environment}: unexpected answer {found!r}")
         return found
-
-    def statuses(self, deployment_id: int) -> list[str]:
-        """States of one deployment's statuses, newest first."""
-        found = self.api(
-            f"repos/{self.repository}/deployments/{deployment_id}/statuses?per_page=100"
-        )
-        return [status.get("state", "") for status in found if isinstance(status, dict)]
-
-    def last_successful_deployment(self, environment: str) -> str | None:
-        """The commit of the newest deployment to environment whose latest status is success."""
-        for deployment in self.deployments(environment):
-            states = self.statuses(int(deployment["id"]))
-            if states and states[0] == "success":
-                return str(deployment["sha"])
-        return None
-
-    def deployment_succeeded(self, environment: str, sha: str) -> bool:
-        """Whether commit sha was ever deployed to environment successfully (a later
-        deploy marks it inactive, which keeps its success status in the history)."""
-        return any(
-            "success" in self.statuses(int(deployment["id"]))
-            for deployment in self.deployments(environment, sha)
-        )
 
     def check_passed(self, sha: str, name: str = CI_CHECK) -> bool:
         """Whether GitHub Actions' latest check run `name` on sha succeeded (a check of
@@ -94,46 +64,6 @@ class GitHub:
         return any(
             run.get("conclusion") == "success" and run.get("app", {}).get("slug") == ACTIONS_APP
             for run in runs
-        )
-
-    def ci_runs(self, sha: str) -> list[int]:
-        """Ids of the push-triggered CI runs of commit sha, newest first."""
-        found = self.api(
-            f"repos/{self.repository}/actions/workflows/{CI_WORKFLOW}/runs"
-            f"?head_sha={sha}&event=push&per_page=20"
-        )
-        runs = found.get("workflow_runs", []) if isinstance(found, dict) else []
-        return [int(run["id"]) for run in runs]
-
-    def manifest_of(self, sha: str) -> manifests.Manifest:
-        """The release manifest that commit sha's CI run built and recorded."""
-        for run_id in self.ci_runs(sha):
-            with tempfile.TemporaryDirectory() as directory:
-                try:
-                    run(
-                        [
-                            self.executable,
-                            "run",
-                            "download",
-                            str(run_id),
-                            "--repo",
-                            self.repository,
-                            "--name",
-                            MANIFEST_ARTIFACT,
-                            "--dir",
-                            directory,
-                        ]
-                    )
-                except ReleaseError:
-                    continue
-                found = manifests.load(Path(directory) / MANIFEST_FILE)
-            if found.commit != sha:
-                raise ReleaseError(
-                    f"CI run {run_id} of {sha} recorded a manifest of commit {found.commit}"
-                )
-            return found
-        raise ReleaseError(
-            f"no CI run of {sha} has a {MANIFEST_ARTIFACT} artifact (expired, or never built on main)"
         )
 
     def artifact_names(self, run_id: int) -> set[str]:

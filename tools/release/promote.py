@@ -1,20 +1,23 @@
 """Whether a release may go to production, and exactly what it deploys.
 
 A release names a version and a commit. It is promoted only if the tag vVERSION points
-at that commit, the commit is on main, its `ci` summary check passed and its staging
-deployment succeeded; it then deploys the manifest that commit's CI run built and
-staging ran: the same digests, nothing rebuilt.
+at that commit, the commit is on main, its `ci` summary check passed and a staging
+deploy of it succeeded as GitHub's record of that deploy shows (record.py); it then
+deploys the manifest that record holds, byte for byte (its sha256 checked): the
+digests staging ran, nothing rebuilt, no artifact of whichever run came last.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from tools.release import record
 from tools.release.buildinfo import RELEASE_TAG
 from tools.release.errors import ReleaseError
 from tools.release.github import GitHub
-from tools.release.manifest import COMMIT, Manifest
+from tools.release.manifest import COMMIT
 from tools.release.process import run
+from tools.release.record import Record
 
 
 def check_version(version: str) -> str:
@@ -46,13 +49,10 @@ def check_commit(repo: Path, version: str, commit: str, main_ref: str) -> None:
         ) from None
 
 
-def verify(repo: Path, github: GitHub, version: str, commit: str, main_ref: str) -> Manifest:
-    """The manifest to deploy; a ReleaseError names the first check that failed."""
+def verify(repo: Path, github: GitHub, version: str, commit: str, main_ref: str) -> Record:
+    """The staging record whose manifest to deploy; a ReleaseError names the first check
+    that failed."""
     check_commit(repo, version, commit, main_ref)
     if not github.check_passed(commit):
         raise ReleaseError(f"the `ci` summary check of {commit} did not pass")
-    if not github.deployment_succeeded("staging", commit):
-        raise ReleaseError(
-            f"{commit} has no successful staging deployment: it never ran in staging"
-        )
-    return github.manifest_of(commit)
+    return record.promotable(github, commit)

@@ -1,0 +1,99 @@
+"""Does the affected-only rule (affected.py) see every file? `make lint` runs this.
+
+A changed file affects what Pants says depends on its owner. That misses a file whose
+owner nothing depends on while something outside Pants' graph reads it: tool settings
+in pyproject.toml that every lint and test run reads, the base image's rootfs builder,
+which tools/images/build.sh runs. So every tracked file must be one of
+- a global input (affected.GLOBAL_INPUTS: everything is affected);
+- owned by no target (also everything: affected.py treats it so);
+- owned by a test, image or binary target (a change affects that test or artifact);
+- owned by a target that some other target depends on (a change reaches its dependents);
+- an empty `__init__.py` (Pants infers dependencies on one only once it has content,
+  so the change that gives it content reaches its importers).
+What is left is listed and fails the check: make it a global input, or declare what
+reads it as a dependent in its BUILD file.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tools.release.affected import GLOBAL_INPUTS, PantsRunner, is_global, pants_runner
+from tools.release.process import run
+
+# Targets a change to whose files is seen by itself: tests run, images and binaries build.
+SEEN_BY_ITSELF = frozenset(
+    {"python_test", "python_tests", "python_test_utils", "docker_image", "pex_binary"}
+)
+
+
+@dataclass(frozen=True)
+class Coverage:
+    global_files: tuple[str, ...]
+    unowned: tuple[str, ...]
+    owned: tuple[str, ...]
+    missed: tuple[tuple[str, str], ...]  # (file, its owners)
+
+
+def classify(
+    targets: Iterable[Mapping[str, Any]],
+    tracked: Iterable[str],
+    global_inputs: Iterable[str] = GLOBAL_INPUTS,
+    empty: Iterable[str] = (),
+) -> Coverage:
+    """Sorts the tracked files by why a change to them is seen (`pants peek ::` targets)."""
+    targets, patterns, empty = list(targets), tuple(global_inputs), frozenset(empty)
+    sources = {str(t["address"]): frozenset(map(str, t.get("sources") or [])) for t in targets}
+    kinds = {str(t["address"]): str(t.get("target_type")) for t in targets}
+
+    def generates(parent: str, child: str) -> bool:
+        # A target generator depends on the targets it generates (its files, one each).
+        own = sources.get(child, frozenset())
+        return parent != child and bool(own) and own <= sources.get(parent, frozenset())
+
+    depended_on = {
+        str(dependency)
+        for target in targets
+        for dependency in target.get("dependencies") or []
+        if not generates(str(target["address"]), str(dependency))
+        and str(dependency) != str(target["address"])
+    }
+    owners: dict[str, set[str]] = {}
+    for address, paths in sources.items():
+        for path in paths:
+            owners.setdefault(path, set()).add(address)
+    global_files, unowned, owned, missed = [], [], [], []
+    for path in sorted(set(tracked)):
+        found = owners.get(path, set())
+        if is_global(path, patterns):
+            global_files.append(path)
+        elif not found:
+            unowned.append(path)
+        elif (
+            path in empty
+            and path.endswith("__init__.py")
+            or any(kinds[owner] in SEEN_BY_ITSELF or owner in depended_on for owner in found)
+        ):
+            owned.append(path)
+        else:
+            missed.append((path, ", ".join(sorted(found))))
+    return Coverage(tuple(global_files), tuple(unowned), tuple(owned), tuple(missed))
+
+
+def peek(pants: PantsRunner) -> list[dict[str, Any]]:
+    found = json.loads(pants(["peek", "::"]))
+    if not isinstance(found, list):
+        raise ValueError(f"pants peek answered {type(found).__name__}, not a list of targets")
+    return found
+
+
+def check(repo: Path, pants: PantsRunner | None = None) -> Coverage:
+    tracked = run(["git", "ls-files"], cwd=repo).splitlines()
+    empty = [
+        path for path in tracked if (repo / path).is_file() and not (repo / path).stat().st_size
+    ]
+    return classify(peek(pants or pants_runner(repo)), tracked, empty=empty)

@@ -1,0 +1,100 @@
+"""The affected-only rule's coverage check (coverage.py) on targets shaped as `pants peek`
+prints them. `make lint` runs the check on the repository itself with real Pants."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tools.release.coverage import classify
+
+
+def target(
+    address: str, kind: str, sources: list[str], dependencies: list[str] | None = None
+) -> dict[str, Any]:
+    return {
+        "address": address,
+        "target_type": kind,
+        "sources": sources,
+        "dependencies": dependencies or [],
+    }
+
+
+TARGETS = [
+    # A library a service image uses, through its generated file targets.
+    target(
+        "libs/chassis:chassis", "python_sources", ["libs/chassis/app.py"], ["libs/chassis/app.py"]
+    ),
+    target("libs/chassis/app.py", "python_source", ["libs/chassis/app.py"]),
+    target("services/a:image", "docker_image", ["services/a/Dockerfile"], ["libs/chassis/app.py"]),
+    target("services/a/main_test.py:tests", "python_test", ["services/a/main_test.py"]),
+    # Read outside Pants' graph, depended on by nothing: the misses.
+    target("//:pyproject", "files", ["pyproject.toml"]),
+    target("//pyproject.toml:pyproject", "file", ["pyproject.toml"]),
+    target(
+        "deployments/docker/base:rootfs-tool",
+        "python_sources",
+        ["deployments/docker/base/rootfs.py"],
+        ["deployments/docker/base/rootfs.py:rootfs-tool"],
+    ),
+    target(
+        "deployments/docker/base/rootfs.py:rootfs-tool",
+        "python_source",
+        ["deployments/docker/base/rootfs.py"],
+    ),
+    target(
+        "deployments/docker/base/__init__.py:rootfs-tool",
+        "python_source",
+        ["deployments/docker/base/__init__.py"],
+    ),
+]
+TRACKED = [
+    "README.md",
+    "pants.toml",
+    "libs/chassis/app.py",
+    "services/a/Dockerfile",
+    "services/a/main_test.py",
+    "pyproject.toml",
+    "deployments/docker/base/rootfs.py",
+    "deployments/docker/base/__init__.py",
+]
+
+
+# As affected.GLOBAL_INPUTS was before pyproject.toml joined it.
+GLOBAL = ("pants.toml",)
+
+
+def test_every_file_is_global_unowned_or_reaches_a_dependent() -> None:
+    found = classify(TARGETS, TRACKED, GLOBAL)
+    # Until it has content, no import makes Pants depend on a package's __init__.py.
+    assert "deployments/docker/base/__init__.py" in dict(found.missed)
+    found = classify(TARGETS, TRACKED, GLOBAL, empty=["deployments/docker/base/__init__.py"])
+    assert "deployments/docker/base/__init__.py" in found.owned
+    assert found.global_files == ("pants.toml",)
+    assert found.unowned == ("README.md",)
+    assert set(found.owned) - {"deployments/docker/base/__init__.py"} == {
+        "libs/chassis/app.py",  # the service image depends on it
+        "services/a/Dockerfile",  # an image's own file: a change rebuilds that image
+        "services/a/main_test.py",  # a test: a change affects that test
+    }
+    # A generator's dependency on its own files does not count as a dependent.
+    assert dict(found.missed) == {
+        "deployments/docker/base/rootfs.py": (
+            "deployments/docker/base/rootfs.py:rootfs-tool, deployments/docker/base:rootfs-tool"
+        ),
+        "pyproject.toml": "//:pyproject, //pyproject.toml:pyproject",
+    }
+
+
+def test_a_dependent_or_a_global_pattern_covers_a_miss() -> None:
+    covered = [
+        *TARGETS,
+        target(
+            "deployments/docker/base:base",
+            "docker_image",
+            [],
+            ["deployments/docker/base:rootfs-tool"],
+        ),
+    ]
+    found = classify(covered, TRACKED, global_inputs=("pants.toml", "pyproject.toml"))
+    assert "deployments/docker/base/rootfs.py" in found.owned
+    assert "pyproject.toml" in found.global_files
