@@ -51,7 +51,14 @@ def test_a_skipped_job_keeps_its_needs_and_condition() -> None:
 def test_choosing_jobs_keeps_what_they_need() -> None:
     jobs = _copy("ci.yml", "pull_request", ("lint", "test"))["jobs"]
     assert set(jobs) == {"lint", "test"}
-    assert set(_copy("ci.yml", "push", ("publish",))["jobs"]) == {"publish", "build"}
+    # publish pushes only after lint, the tests and e2e passed.
+    assert set(_copy("ci.yml", "push", ("publish",))["jobs"]) == {
+        "publish",
+        "build",
+        "lint",
+        "test",
+        "e2e",
+    }
     with pytest.raises(WorkflowError, match="no job 'nope'"):
         _copy("ci.yml", "push", ("nope",))
 
