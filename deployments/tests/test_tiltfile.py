@@ -458,8 +458,9 @@ def test_make_deploy_local_passes_the_allowed_context_to_tilt() -> None:
 
 def test_cluster_mode_deploys_the_dev_overlay_with_the_build_metadata(cluster: Tilt) -> None:
     rendered = [d for d in yaml.safe_load_all(kubectl_kustomize(DEV_OVERLAY)) if d]
-    metadata = build_metadata()
-    assert re.fullmatch(r"[0-9a-f]{12}(-dirty)?", metadata["MERIDIAN_BUILD_REVISION"])
+    # HEAD's revision and version, whether or not the tree has uncommitted edits.
+    metadata = {k: re.sub(r"[-.]dirty$", "", v) for k, v in build_metadata().items()}
+    assert re.fullmatch(r"[0-9a-f]{12}", metadata["MERIDIAN_BUILD_REVISION"])
     services = [d for d in cluster.yaml if is_service(d)]
     assert services, "the dev overlay has no service Deployments"
     for deployment in services:
@@ -470,6 +471,24 @@ def test_cluster_mode_deploys_the_dev_overlay_with_the_build_metadata(cluster: T
             if not container["env"]:
                 del container["env"]
     assert cluster.yaml == rendered, "only the build metadata differs from the dev overlay"
+
+
+def test_an_uncommitted_edit_changes_no_deployment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first edit of a clean checkout makes its revision "-dirty": the deployments
+    Tilt applies must not change with it, or every pod would roll."""
+    git = shutil.which("git")
+    assert git, "git not found on PATH"
+    clone = tmp_path / "clone"
+    subprocess.run([git, "clone", "-q", str(Path.cwd()), str(clone)], check=True)
+    monkeypatch.chdir(clone)
+    monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")  # no untracked bytecode in the clone
+    assert not build_metadata()["MERIDIAN_BUILD_REVISION"].endswith("-dirty")
+    clean = evaluate().yaml
+    (clone / "uncommitted-edit.txt").write_text("an edit\n")
+    assert build_metadata()["MERIDIAN_BUILD_REVISION"].endswith("-dirty")
+    assert evaluate().yaml == clean
 
 
 def test_builds_run_one_at_a_time_and_tilt_prunes_no_docker(cluster: Tilt) -> None:
