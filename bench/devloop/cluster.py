@@ -15,14 +15,15 @@ import shutil
 import subprocess
 import tempfile
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from bench.devloop.edits import BenchError, insert_marker, toggle_patch_value
-from bench.devloop.stack import clean_environment, free_port
+from bench.devloop.stack import clean_environment, program
+from meridian_devstack.health import check_readiness
+from meridian_devstack.stack import Process
+from meridian_testing.servers import free_port
 
 NAMESPACE = "meridian-dev"
 DEV_OVERLAY = Path("deployments/k8s/overlays/dev/kustomization.yaml")
@@ -30,13 +31,6 @@ SERVICE_MAIN = Path("services/current_account/main.py")
 SERVICE_BUILD = Path("services/current_account/BUILD")
 CHASSIS = Path("libs/meridian_chassis/__init__.py")
 TIMEOUT = 600.0
-
-
-def program(name: str) -> str:
-    found = shutil.which(name)
-    if found is None:
-        raise BenchError(f"{name} is not installed (tools/install-dev-tools.sh)")
-    return found
 
 
 def cluster_answers() -> str:
@@ -58,12 +52,10 @@ def cluster_answers() -> str:
     return context
 
 
-def _answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310 - loopback
-            return int(response.status) == 200
-    except (OSError, urllib.error.URLError):
-        return False
+def _ready(name: str, port: int) -> bool:
+    """/health/ready answers 200 on the host port Tilt forwards to the service."""
+    service = Process(name=name, cmd=("tilt",), port=port, ready_path="/health/ready")
+    return check_readiness(service, timeout=1.0).ready
 
 
 class TiltLoop:
@@ -144,9 +136,7 @@ class TiltLoop:
             logs = self.kubectl(
                 "logs", f"deploy/{name}", f"--since={int(time.monotonic() - since) + 5}s"
             )
-            return marker in logs and _answers(
-                f"http://127.0.0.1:{self.services[name]}/health/ready"
-            )
+            return marker in logs and _ready(name, self.services[name])
 
         return check
 
@@ -176,8 +166,7 @@ class TiltLoop:
             build.write(f"# devloop-bench {uuid.uuid4().hex[:12]}\n")
 
         def new_pod_serving(name: str) -> bool:
-            url = f"http://127.0.0.1:{self.services[name]}/health/ready"
-            return bool(self.pods(name) - before) and _answers(url)
+            return bool(self.pods(name) - before) and _ready(name, self.services[name])
 
         return self.wait_until(["current-account"], new_pod_serving, started)
 

@@ -37,8 +37,9 @@ from pathlib import Path
 
 from bench.devloop.cluster import TiltLoop, cluster_answers, tilt_ci_cold
 from bench.devloop.edits import BenchError, insert_marker, toggle_setting
-from bench.devloop.stack import LocalStack, StackError, clean_environment, free_port, remapped
+from bench.devloop.stack import LocalStack, StackError, clean_environment, program, remapped
 from meridian_devstack.stack import Process, load_stack
+from meridian_testing.servers import free_port
 
 STACK_FILE = Path("deployments/local/processes.yaml")
 SERVICE = "current-account"
@@ -46,13 +47,6 @@ SERVICE_MAIN = Path("services/current_account/main.py")
 SERVICE_BUILD = Path("services/current_account/BUILD")
 CHASSIS = Path("libs/meridian_chassis/__init__.py")
 READY_TIMEOUT = 180.0
-
-
-def program(name: str) -> str:
-    found = shutil.which(name)
-    if found is None:
-        raise BenchError(f"{name} is not installed")
-    return found
 
 
 def load() -> str:
@@ -327,7 +321,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         try:
             results = run_cluster(source, args.runs, args.allow_context, args.keep)
-        except BenchError as error:
+        except (BenchError, StackError) as error:
             print(
                 f"{error}\n(make bench-dev-loop BENCH_ARGS=--local measures without a cluster)",
                 file=sys.stderr,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import socket
+import shutil
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
@@ -21,10 +21,11 @@ class StackError(RuntimeError):
     pass
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def program(name: str) -> str:
+    found = shutil.which(name)
+    if found is None:
+        raise StackError(f"{name} is not installed")
+    return found
 
 
 def clean_environment(extra: Mapping[str, str] = {}) -> dict[str, str]:

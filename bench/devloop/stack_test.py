@@ -5,8 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from bench.devloop.stack import LocalStack, StackError, free_port, remapped
+from bench.devloop.stack import LocalStack, StackError, remapped
 from meridian_devstack.stack import Process, load_stack
+from meridian_testing.servers import free_port
 
 PROCESSES = Path("deployments/local/processes.yaml")
 

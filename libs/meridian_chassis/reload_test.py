@@ -35,16 +35,22 @@ def test_watcher_fires_once_after_changes_settle(tmp_path: Path) -> None:
     watcher.stop()
 
 
-def test_service_restarts_in_place_when_its_package_changes(tmp_path: Path) -> None:
-    package = tmp_path / "reload_probe"
+def reload_probe(root: Path) -> tuple[Path, str]:
+    """A package serving /answer under `root`, and the code of a service that serves it."""
+    package = root / "reload_probe"
     package.mkdir()
     (package / "__init__.py").write_text(PROBE_V1)
     code = (
-        f"import sys; sys.path.insert(0, {str(tmp_path)!r})\n"
+        f"import sys; sys.path.insert(0, {str(root)!r})\n"
         "from reload_probe import ROUTES\n"
         "from meridian_chassis import ServiceSpec, run\n"
         "run(ServiceSpec('reload-probe', routes=ROUTES))\n"
     )
+    return package, code
+
+
+def test_service_restarts_in_place_when_its_package_changes(tmp_path: Path) -> None:
+    package, code = reload_probe(tmp_path)
     with running_service(python_command(code), {"MERIDIAN_RELOAD": "1"}) as service:
         assert service.get("/answer").text == "v1"
         pid = service.process.pid
@@ -58,15 +64,7 @@ def test_service_restarts_in_place_when_its_package_changes(tmp_path: Path) -> N
 def test_no_connection_is_refused_while_the_service_reloads(tmp_path: Path) -> None:
     # A refused connection ends a port-forward ("lost connection to pod"): the socket
     # keeps listening through the re-exec and the new process answers what waited.
-    package = tmp_path / "reload_probe"
-    package.mkdir()
-    (package / "__init__.py").write_text(PROBE_V1)
-    code = (
-        f"import sys; sys.path.insert(0, {str(tmp_path)!r})\n"
-        "from reload_probe import ROUTES\n"
-        "from meridian_chassis import ServiceSpec, run\n"
-        "run(ServiceSpec('reload-probe', routes=ROUTES))\n"
-    )
+    package, code = reload_probe(tmp_path)
     with running_service(python_command(code), {"MERIDIAN_RELOAD": "1"}) as service:
         assert service.get("/answer").text == "v1"
         time.sleep(0.5)  # let the watcher take its first snapshot

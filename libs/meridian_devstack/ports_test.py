@@ -44,6 +44,19 @@ def test_a_free_port_is_not_reported() -> None:
     assert ports.holders(port) == []
 
 
+def run_script(tmp_path: Path, port: int) -> subprocess.CompletedProcess[str]:
+    """ports.py as `make run` runs it, on a stack of one process on `port`."""
+    stack = tmp_path / "processes.yaml"
+    stack.write_text(f"processes:\n  - name: redis\n    cmd: [x]\n    port: {port}\n")
+    # -S -I: no site-packages, no PYTHONPATH: what a bare host python3 has.
+    return subprocess.run(
+        [sys.executable, "-S", "-I", ports.__file__, str(stack)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
 def test_the_script_fails_naming_the_holder_with_the_standard_library_only(
     tmp_path: Path,
 ) -> None:
@@ -51,15 +64,7 @@ def test_the_script_fails_naming_the_holder_with_the_standard_library_only(
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        stack = tmp_path / "processes.yaml"
-        stack.write_text(f"processes:\n  - name: redis\n    cmd: [x]\n    port: {port}\n")
-        # -S -I: no site-packages, no PYTHONPATH: what a bare host python3 has.
-        result = subprocess.run(
-            [sys.executable, "-S", "-I", ports.__file__, str(stack)],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        result = run_script(tmp_path, port)
     assert result.returncode == 1
     assert f"redis: port {port} is already in use by pid {os.getpid()}" in result.stderr
 
@@ -68,12 +73,5 @@ def test_the_script_passes_when_every_port_is_free(tmp_path: Path) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    stack = tmp_path / "processes.yaml"
-    stack.write_text(f"processes:\n  - name: redis\n    cmd: [x]\n    port: {port}\n")
-    result = subprocess.run(
-        [sys.executable, "-S", "-I", ports.__file__, str(stack)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    result = run_script(tmp_path, port)
     assert (result.returncode, result.stderr) == (0, "")
