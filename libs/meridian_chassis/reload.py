@@ -7,6 +7,7 @@ down gracefully and re-executes itself with the same arguments.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import socket
@@ -39,6 +40,17 @@ def package_dirs(packages: Iterable[str]) -> list[Path]:
         if location:
             dirs.append(Path(location).parent)
     return dirs
+
+
+def forget_bytecode(sources: Iterable[Path]) -> None:
+    """Removes the cached bytecode of changed sources. A timestamp-checked .pyc records
+    the source's mtime in whole seconds and its size: an edit within the same second that
+    keeps the size would otherwise leave the re-executed process running the old code."""
+    for source in sources:
+        try:
+            Path(importlib.util.cache_from_source(str(source))).unlink(missing_ok=True)
+        except (OSError, ValueError, NotImplementedError):
+            continue  # a read-only tree, or no cache location: nothing stale to remove
 
 
 class SourceWatcher:
@@ -77,6 +89,9 @@ class SourceWatcher:
                 if settled == now:
                     break
                 now = settled
+            forget_bytecode(
+                path for path in before.keys() | now.keys() if before.get(path) != now.get(path)
+            )
             log.info("sources changed; restarting", extra={"roots": [str(r) for r in self.roots]})
             self.changed.set()
             self.on_change()

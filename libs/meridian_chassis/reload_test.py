@@ -1,12 +1,15 @@
 """Live reload: a changed source file restarts the real service process in place."""
 
 import os
+import py_compile
 import socket
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
 
-from meridian_chassis.reload import SourceWatcher
+from meridian_chassis.reload import SourceWatcher, forget_bytecode
 from meridian_testing.process import python_command, running_service, wait_until
 
 PROBE_V1 = """
@@ -86,3 +89,24 @@ def test_no_connection_is_refused_while_the_service_reloads(tmp_path: Path) -> N
         assert answers[-1:] == ["v2"], answers[-5:]
         assert refused == 0, f"{refused} connections refused during the reload"
         assert set(answers) <= {"v1", "v2", ""}, set(answers)
+
+
+def test_an_edit_that_keeps_mtime_second_and_size_is_not_served_from_old_bytecode(
+    tmp_path: Path,
+) -> None:
+    source = tmp_path / "edited.py"
+    source.write_text("ANSWER = 1\n")
+    py_compile.compile(str(source))
+    stamp = source.stat().st_mtime_ns
+    source.write_text("ANSWER = 2\n")  # same size, and the same second:
+    os.utime(source, ns=(stamp, stamp))
+
+    def answer() -> str:
+        run = [sys.executable, "-c", "import edited; print(edited.ANSWER)"]
+        return subprocess.run(
+            run, cwd=tmp_path, capture_output=True, text=True, check=False
+        ).stdout.strip()
+
+    assert answer() == "1"  # the stale .pyc wins: what a reload would otherwise run
+    forget_bytecode([source])
+    assert answer() == "2"
