@@ -16,6 +16,9 @@ from typing import Any
 import yaml
 
 DECLARATION_FILE = "service.yaml"
+# The port every service listens on inside its container; a service's declared `port`
+# is its host port in `make run` and Tilt.
+CONTAINER_PORT = 8080
 DEPENDENCIES = ("database", "redis", "kafka")
 # An RFC 1123 DNS label: Kubernetes object names, Service hostnames.
 DNS_LABEL = re.compile(r"^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")
