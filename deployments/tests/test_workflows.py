@@ -564,13 +564,21 @@ def test_nothing_is_pushed_before_the_tests_pass() -> None:
     assert {"build", "lint", "test", "e2e"} <= set(needs)
 
 
-def test_staging_verifies_signatures_before_it_deploys() -> None:
-    staging = jobs(CI)["staging"]["steps"]
-    verify = [i for i, s in enumerate(staging) if "tools.signing" in str(s.get("run", ""))]
-    deploy = [i for i, s in enumerate(staging) if s.get("uses") == "./.github/actions/deploy"]
-    assert verify, "staging: verify image signatures (python3 -m tools.signing)"
-    assert deploy
-    assert verify[0] < deploy[0]
+def test_every_deploy_verifies_signatures_before_it_deploys() -> None:
+    """Staging and production alike: `python3 -m tools.signing` before the deploy step,
+    with the token scopes it reads signatures and attestations with."""
+    checked = set()
+    for path, name, job in deploy_jobs():
+        steps = job["steps"]
+        verify = [i for i, s in enumerate(steps) if "tools.signing" in str(s.get("run", ""))]
+        deploy = [i for i, s in enumerate(steps) if s.get("uses") == DEPLOY_USES]
+        assert verify, f"{path.name}:{name}: verify image signatures (python3 -m tools.signing)"
+        assert deploy, f"{path.name}:{name}: no deploy step"
+        assert verify[0] < deploy[0], f"{path.name}:{name}: verify before deploying"
+        assert job["permissions"].get("packages") == "read", f"{path.name}:{name}"
+        assert job["permissions"].get("attestations") == "read", f"{path.name}:{name}"
+        checked.add(environment_name(job))
+    assert checked == DEPLOY_ENVIRONMENTS
 
 
 def test_no_image_is_built_from_a_movable_tag() -> None:
