@@ -559,6 +559,20 @@ def test_staging_records_the_manifest_it_deploys() -> None:
     assert checkout["with"]["fetch-depth"] == 0
 
 
+def test_the_lint_job_runs_what_make_lint_runs() -> None:
+    """Every check of `make lint` beyond Pants' lint goal is a step of CI's lint job."""
+    makefile = MAKEFILE.read_text()
+    recipe = makefile.split("\nlint:", 1)[1].split("\n\n", 1)[0]
+    lint = job_text(jobs(CI)["lint"])
+    for command in (
+        "tools/images/shellcheck.sh",
+        "tailor --check update-build-files --check ::",
+        "-m tools.release affected-coverage",
+    ):
+        assert command in recipe, f"make lint no longer runs {command}"
+        assert command in lint, f"ci.yml's lint job must run {command}, as make lint does"
+
+
 def test_nothing_is_pushed_before_the_tests_pass() -> None:
     needs = jobs(CI)["publish"]["needs"]
     assert {"build", "lint", "test", "e2e"} <= set(needs)
