@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import signal
@@ -27,6 +28,10 @@ from meridian_chassis.reload import SourceWatcher, keep_listener, package_dirs, 
 from meridian_chassis.spec import ServiceSpec
 
 log = logging.getLogger("meridian.service")
+
+# How long shutdown waits for accepted connections to send their first request; any
+# still silent then are closed (with nothing unread, so the client sees a clean close).
+FIRST_REQUEST_WAIT_SECONDS = 0.5
 
 
 class _DrainingServer(uvicorn.Server):
@@ -57,6 +62,35 @@ class _DrainingServer(uvicorn.Server):
         # Not through handle_exit: uvicorn would re-raise that signal after shutdown.
         self.lifecycle.drain()
         self.should_exit = True
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        await self._stop_accepting()
+        await super().shutdown(sockets)
+
+    async def _stop_accepting(self) -> None:
+        """Stops accepting, then lets what was accepted deliver its first request.
+
+        uvicorn's shutdown closes the server, and asyncio then drops, unread, a connection
+        it accepted but had not yet handed to a protocol; it closes every connection still
+        waiting for its first request. Closing a connection with an unread request resets
+        it. So the listener first only leaves the event loop (under a reload, later
+        connections wait in the kept listener's backlog for the re-executed process), and
+        each accepted connection gets a moment to send its request, which the shutdown
+        then completes with `Connection: close`.
+        """
+        loop = asyncio.get_running_loop()
+        for server in getattr(self, "servers", []):
+            for listener in server.sockets:
+                loop.remove_reader(listener.fileno())
+        # A connection accepted just before reaches connection_made two turns later.
+        for _ in range(3):
+            await asyncio.sleep(0)
+        deadline = loop.time() + FIRST_REQUEST_WAIT_SECONDS
+        while loop.time() < deadline and any(
+            getattr(connection, "cycle", None) is None
+            for connection in self.server_state.connections
+        ):
+            await asyncio.sleep(0.01)
 
 
 def serve(
