@@ -104,7 +104,7 @@ audit: ## Fail on known advisories with a fix in every lock and base package; re
 
 .PHONY: test-changed
 test-changed: bootstrap ## Test what changed since BASE (default: merge base with origin/main) and its dependents; everything when a global input changed
-	@# tools/release/affected.py: pants.toml, lockfiles, tools/, BUILD macros or any file
+	@# tools/release/affected.py: pants.toml, lockfiles, the Pants bootstrap, BUILD macros or any file
 	@# no Pants target owns make every target affected, as in CI.
 	@# Nothing changed (a fresh clone: the merge base is HEAD): it says so and stops.
 	args="$$($(PYTHON) -m tools.release affected --base "$(BASE)" --pants-args)"; \

@@ -36,4 +36,4 @@ esac
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 python="$(command -v python3.11 || command -v python3)" ||
   { echo "image-tags: needs Python 3.11 or newer (python3.11 or python3 on PATH)" >&2; exit 1; }
-exec "${python}" -m tools.release image-tags "$@"
+exec "${python}" -m tools.release.buildinfo "$@"

@@ -11,7 +11,6 @@ from typing import Any
 
 from tools.release import (
     affected,
-    buildinfo,
     coverage,
     deploy,
     e2e,
@@ -44,15 +43,6 @@ def _github_output(values: dict[str, str]) -> None:
         with open(path, "a", encoding="utf-8") as output:
             for key, value in values.items():
                 output.write(f"{key}={value}\n")
-
-
-def cmd_image_tags(args: argparse.Namespace) -> None:
-    info = buildinfo.read(REPO, os.environ.get("SOURCE_DATE_EPOCH"))
-    if args.env:
-        for key, value in info.env().items():
-            print(f"{key}={value}")
-    else:
-        print("\n".join(info.tags()))
 
 
 def cmd_affected(args: argparse.Namespace) -> None:
@@ -99,6 +89,13 @@ def cmd_coverage(_args: argparse.Namespace) -> None:
         raise ReleaseError(
             "a change to the files above would affect nothing: add them to GLOBAL_INPUTS in "
             "tools/release/affected.py or declare what reads them as a dependent"
+        )
+    for path, module in found.on_instruments:
+        print(f"  {path} imports {module}")
+    if found.on_instruments:
+        raise ReleaseError(
+            f"the files above import benchmarks or demos ({coverage.INSTRUMENTS}/): move what "
+            "they share into the product (libs/, tools/) and import it from there"
         )
 
 
@@ -204,12 +201,6 @@ def cmd_e2e(args: argparse.Namespace) -> None:
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="python3 -m tools.release", description=__doc__)
     commands = top.add_subparsers(dest="command", required=True)
-
-    tags = commands.add_parser(
-        "image-tags", help="image tags of the checkout (tools/image-tags.sh)"
-    )
-    tags.add_argument("--env", action="store_true", help="print MERIDIAN_BUILD_* KEY=value lines")
-    tags.set_defaults(run=cmd_image_tags)
 
     changed = commands.add_parser("affected", help="what a change since --base affects")
     changed.add_argument(

@@ -27,7 +27,11 @@ GLOBAL_INPUTS = (
     # ruff, black, mypy and pytest settings: read by every lint, type check and test.
     "pyproject.toml",
     "build-support/*",
-    "tools/*",
+    # What ./pants runs to install Pants, and what installs the host's interpreters and
+    # servers (PostgreSQL, Redis) that every test runs on.
+    "tools/bootstrap/*",
+    "tools/prerequisites.sh",
+    "tools/prerequisites/*",
     "deployments/docker/base/packages.*",
     "3rdparty/*",
 )

@@ -19,17 +19,23 @@ OWNED = {
     "services/beta/app.py",
     "libs/shared/BUILD",
     "libs/shared/util.py",
+    # Image pipeline: the base image, which every service image starts from, depends on it.
+    "tools/images/BUILD",
+    "tools/images/build.sh",
+    # A benchmark: its own tests depend on it, no image does.
+    "bench/images/BUILD",
+    "bench/images/main.py",
 }
 # Which service images each owned file reaches (Pants' transitive dependents).
 IMAGES_OF = {
     "services/alpha/app.py": ["services/alpha:image"],
     "services/beta/app.py": ["services/beta:image"],
     "libs/shared/util.py": ["services/alpha:image", "services/beta:image"],
+    "tools/images/build.sh": ["services/alpha:image", "services/beta:image"],
 }
 FILES = {path: f"# {path}\n" for path in OWNED if not path.endswith("BUILD")} | {
     **{path: "meridian_service()\n" for path in OWNED if path.endswith("BUILD")},
     "pants.toml": "[GLOBAL]\n",
-    "tools/images/build.sh": "#!/bin/sh\n",
     "README.md": "Meridian\n",
 }
 
@@ -69,13 +75,32 @@ def test_shared_library_change_reaches_its_dependents(repo: tuple[Path, str]) ->
     assert affected.compute(root, base, StandInPants(root)).services == ("alpha", "beta")
 
 
+def test_image_pipeline_change_rebuilds_every_image_and_tests_only_its_dependents(
+    repo: tuple[Path, str],
+) -> None:
+    root, base = repo
+    commit(root, {"tools/images/build.sh": "#!/bin/sh\nexit 0\n"}, "pipeline")
+    result = affected.compute(root, base, StandInPants(root))
+    assert (result.everything, result.reasons) == (False, ())
+    assert result.services == ("alpha", "beta")
+    assert result.pants_args == (f"--changed-since={base}", "--changed-dependents=transitive")
+
+
+def test_benchmark_change_builds_no_image(repo: tuple[Path, str]) -> None:
+    root, base = repo
+    commit(root, {"bench/images/main.py": "RUNS = 7\n"}, "bench")
+    result = affected.compute(root, base, StandInPants(root))
+    assert (result.everything, result.services) == (False, ())
+
+
 @pytest.mark.parametrize(
     "path",
     [
         "pants.toml",
         "pants.ci.toml",
         "build-support/macros.py",
-        "tools/images/build.sh",
+        "tools/bootstrap/pants_install.py",
+        "tools/prerequisites.sh",
         "deployments/docker/base/packages.lock",
         "3rdparty/python/default.lock",
     ],
@@ -130,3 +155,17 @@ def test_unknown_base_is_refused(repo: tuple[Path, str]) -> None:
     root, _ = repo
     with pytest.raises(ReleaseError, match="base 'f00d' is not a commit"):
         affected.compute(root, "f00d", StandInPants(root))
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "tools/release/deploy.py",
+        "tools/images/build.sh",
+        "tools/audit/osv.py",
+        "bench/devloop/main.py",
+    ],
+)
+def test_tools_and_benchmarks_are_not_global_inputs(path: str) -> None:
+    """They are Pants targets: a change affects what depends on them, not everything."""
+    assert not affected.is_global(path)

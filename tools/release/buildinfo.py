@@ -4,12 +4,20 @@ Tags: the short commit SHA (`<sha>-dirty` for a tree with uncommitted or untrack
 changes), plus `X.Y.Z` and `vX.Y.Z` when a clean HEAD carries a release tag. The build
 metadata (`MERIDIAN_BUILD_*`, `MERIDIAN_SOURCE_URL`) is what make, Tilt and the image
 build pass on; every value is a valid image tag or label and safe to `eval`.
+
+Run as `python3 -m tools.release.buildinfo [--env]` (what tools/image-tags.sh runs): on
+its own, so that what builds images depends on this module and not on the whole release
+command line.
 """
 
 from __future__ import annotations
 
+import argparse
 import datetime
+import os
 import re
+import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -127,3 +135,25 @@ def read(repo: Path, source_date_epoch: str | None = None) -> BuildInfo:
         source_url=https_source_url(remote) if remote else "",
         release_tag=release,
     )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="tools/image-tags.sh", description="image tags of the checkout, one a line"
+    )
+    parser.add_argument("--env", action="store_true", help="print MERIDIAN_BUILD_* KEY=value lines")
+    args = parser.parse_args(argv)
+    try:
+        info = read(Path(__file__).resolve().parents[2], os.environ.get("SOURCE_DATE_EPOCH"))
+    except ReleaseError as error:
+        print(f"image-tags: {error}", file=sys.stderr)
+        return 1
+    if args.env:
+        print("\n".join(f"{key}={value}" for key, value in info.env().items()))
+    else:
+        print("\n".join(info.tags()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

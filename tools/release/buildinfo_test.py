@@ -65,3 +65,24 @@ def test_source_url(remote: str, url: str) -> None:
 def test_not_a_checkout(tmp_path: Path) -> None:
     with pytest.raises(ReleaseError, match="not a git checkout with a commit"):
         buildinfo.read(tmp_path)
+
+
+def test_command_line_prints_tags_and_build_metadata(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What tools/image-tags.sh prints, for the checkout this module lives in."""
+    sha = init(tmp_path, {"README.md": "Meridian\n"})
+    monkeypatch.setattr(buildinfo, "__file__", str(tmp_path / "tools/release/buildinfo.py"))
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "0")
+    assert buildinfo.main([]) == 0
+    assert capsys.readouterr().out == f"{sha[:12]}\n"
+    assert buildinfo.main(["--env"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        f"MERIDIAN_BUILD_VERSION=0.0.0-dev.g{sha[:12]}",
+        f"MERIDIAN_BUILD_REVISION={sha[:12]}",
+        "MERIDIAN_BUILD_DATE=1970-01-01T00:00:00Z",
+        "MERIDIAN_SOURCE_URL=",
+    ]
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "soon")
+    assert buildinfo.main([]) == 1
+    assert "SOURCE_DATE_EPOCH='soon' is not a number" in capsys.readouterr().err

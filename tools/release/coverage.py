@@ -12,10 +12,16 @@ which tools/images/build.sh runs. So every tracked file must be one of
   so the change that gives it content reaches its importers).
 What is left is listed and fails the check: make it a global input, or declare what
 reads it as a dependent in its BUILD file.
+
+It also keeps the instruments apart from the product: benchmarks and demos live under
+bench/ and may import anything, but no Python file outside bench/ may import from it
+(a product module using a benchmark, or a test leaning on one).
 """
 
 from __future__ import annotations
 
+import ast
+import dataclasses
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -29,6 +35,8 @@ from tools.release.process import run
 SEEN_BY_ITSELF = frozenset(
     {"python_test", "python_tests", "python_test_utils", "docker_image", "pex_binary"}
 )
+# Benchmarks and demos (the `bench` package): nothing outside it may import from it.
+INSTRUMENTS = "bench"
 
 
 @dataclass(frozen=True)
@@ -37,6 +45,8 @@ class Coverage:
     unowned: tuple[str, ...]
     owned: tuple[str, ...]
     missed: tuple[tuple[str, str], ...]  # (file, its owners)
+    # (file outside bench/, the bench module it imports)
+    on_instruments: tuple[tuple[str, str], ...] = ()
 
 
 def classify(
@@ -84,6 +94,27 @@ def classify(
     return Coverage(tuple(global_files), tuple(unowned), tuple(owned), tuple(missed))
 
 
+def instrument_imports(sources: Mapping[str, str]) -> list[tuple[str, str]]:
+    """(file, module) for every import of the bench package by a file outside bench/."""
+    found = []
+    for path, text in sorted(sources.items()):
+        if path.startswith(f"{INSTRUMENTS}/"):
+            continue
+        for node in ast.walk(ast.parse(text, filename=path)):
+            if isinstance(node, ast.Import):
+                modules = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+                modules = [node.module]
+            else:
+                continue
+            found += [
+                (path, module)
+                for module in modules
+                if module == INSTRUMENTS or module.startswith(f"{INSTRUMENTS}.")
+            ]
+    return found
+
+
 def peek(pants: PantsRunner) -> list[dict[str, Any]]:
     found = json.loads(pants(["peek", "::"]))
     if not isinstance(found, list):
@@ -96,4 +127,6 @@ def check(repo: Path, pants: PantsRunner | None = None) -> Coverage:
     empty = [
         path for path in tracked if (repo / path).is_file() and not (repo / path).stat().st_size
     ]
-    return classify(peek(pants or pants_runner(repo)), tracked, empty=empty)
+    found = classify(peek(pants or pants_runner(repo)), tracked, empty=empty)
+    python = {path: (repo / path).read_text() for path in tracked if path.endswith(".py")}
+    return dataclasses.replace(found, on_instruments=tuple(instrument_imports(python)))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tools.release.coverage import classify
+from tools.release.coverage import classify, instrument_imports
 
 
 def target(
@@ -98,3 +98,22 @@ def test_a_dependent_or_a_global_pattern_covers_a_miss() -> None:
     found = classify(covered, TRACKED, global_inputs=("pants.toml", "pyproject.toml"))
     assert "deployments/docker/base/rootfs.py" in found.owned
     assert "pyproject.toml" in found.global_files
+
+
+def test_nothing_outside_bench_may_import_from_it() -> None:
+    sources = {
+        # A benchmark may import the product and other benchmarks.
+        "bench/load/main.py": "from bench.load import relay\nimport meridian_chassis.app\n",
+        "bench/load/relay.py": "import asyncio\n",
+        # Names that only start like the package, relative imports, strings: not imports.
+        "libs/chassis/app.py": (
+            "from . import bench\nimport benchmark\nfrom benches import x\nCMD = 'bench.load'\n"
+        ),
+        # The product may not, not even from a test or inside a function.
+        "services/a/relay_test.py": "def test():\n    from bench.load.relay import Relay\n",
+        "tools/release/e2e.py": "import json, bench.load.main as load\n",
+    }
+    assert instrument_imports(sources) == [
+        ("services/a/relay_test.py", "bench.load.relay"),
+        ("tools/release/e2e.py", "bench.load.main"),
+    ]
