@@ -26,8 +26,8 @@ bootstrap: ## Install host prerequisites and Pants (idempotent)
 	$(PANTS) --version
 
 .PHONY: build
-build: bootstrap ## Build every service PEX and the local-stack tools into dist/
-	$(PANTS) package $(addsuffix :bin,$(SERVICES)) libs/meridian_devstack:devstack libs/meridian_devstack:backing
+build: bootstrap ## Build what `make run` runs into dist/: each service's wheels, the API's generated code, the local-stack tools
+	$(PANTS) export-codegen package api/proto:: $(addsuffix :local,$(SERVICES)) libs/meridian_devstack:devstack libs/meridian_devstack:backing
 
 .PHONY: run
 run: ## Run the whole system locally (PostgreSQL, Redis, Kafka, services); Ctrl-C stops it

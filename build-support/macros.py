@@ -53,13 +53,25 @@ def meridian_service():
     clients = [_CLIENT_MODULE.format(need=need) for need in _declared_needs(build_file_dir())]
     python_sources(name="lib", dependencies=[":declaration", *clients])
     python_tests(name="tests")
-    # What `make run` and Tilt's local mode run, and restart on every edit. In venv mode
+    # The whole service in one PEX: `./pants run services/<package>:bin`. In venv mode
     # the PEX builds a virtualenv on its first run and then starts in about 0.1 s, where
     # it would otherwise resolve its wheels again on every start (about 1 s).
     pex_binary(
         name="bin",
         entry_point=f"{package}.main:main",
         dependencies=[":lib"],
+        layout="packed",
+        execution_mode="venv",
+    )
+    # What `make run` and Tilt's local mode run: the third-party wheels only, the code
+    # read from the working tree (PEX_EXTRA_SYS_PATH in deployments/local/processes.yaml),
+    # so that an edit restarts the process in place (MERIDIAN_RELOAD) and nothing is
+    # rebuilt unless a BUILD file, the lockfile or the API changes.
+    pex_binary(
+        name="local",
+        entry_point=f"{package}.main:main",
+        dependencies=[":lib"],
+        include_sources=False,
         layout="packed",
         execution_mode="venv",
     )

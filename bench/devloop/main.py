@@ -9,9 +9,10 @@ it (live update), a chassis edit until every service's pod does, a BUILD edit un
 new pod serves, a ConfigMap value in the dev overlay until every service has rolled
 (and how many builds Tilt ran meanwhile). Without a cluster that answers it says so.
 
-`--local` measures what local processes have (what `tilt up -- --local` does: rebuild
-what changed with Pants, restart the process) in a scratch clone of HEAD with warm
-caches, its stack on free ports: a one-line edit in a service until the new process
+`--local` measures what local processes have (what `tilt up -- --local` does: a service
+runs its code from the working tree and restarts itself in place on a .py edit; an edit
+of one of its `deps` rebuilds with Pants and restarts it) in a scratch clone of HEAD with
+warm caches, its stack on free ports: a one-line edit in a service until the process
 serves it, an edit in the chassis until all services do, a BUILD edit until the new
 process serves, a changed setting in deployments/local/processes.yaml until the process
 is restarted with it (no build), and `make run` from a fresh clone with empty caches
@@ -47,6 +48,11 @@ SERVICE_MAIN = Path("services/current_account/main.py")
 SERVICE_BUILD = Path("services/current_account/BUILD")
 CHASSIS = Path("libs/meridian_chassis/__init__.py")
 READY_TIMEOUT = 180.0
+
+
+def restarts_on(process: Process, edited: Path) -> bool:
+    """Whether an edit of `edited` is one of `process`'s deps (a path or a directory above it)."""
+    return any(edited == Path(dep) or Path(dep) in edited.parents for dep in process.deps)
 
 
 def load() -> str:
@@ -98,8 +104,8 @@ class LocalLoop:
             raise BenchError(f"./pants {' '.join(argv)} failed:\n{result.stderr[-2000:]}")
 
     def build(self, process: Process) -> None:
-        if process.build[:2] != ("./pants", "package"):
-            raise BenchError(f"{process.name}: build {process.build} is not `./pants package`")
+        if process.build[:1] != ("./pants",):
+            raise BenchError(f"{process.name}: build {process.build} is not a Pants command")
         self.pants(*process.build[1:])
 
     def services(self) -> list[str]:
@@ -107,17 +113,20 @@ class LocalLoop:
 
     def start(self) -> None:
         """Build everything (not timed), then start the stack, backing servers first."""
-        targets = sorted({p.build[2] for p in self.processes.values()})
-        self.pants("package", *targets)
+        for build in sorted({p.build for p in self.processes.values()}):
+            self.build(next(p for p in self.processes.values() if p.build == build))
         for process in self.processes.values():
             self.stack.start(process)
         self.stack.wait_ready(list(self.processes), READY_TIMEOUT)
 
-    def rebuild_and_restart(self, names: Sequence[str], token: str | None) -> None:
-        """What Tilt's local resources do after a change: each one's build, then its restart."""
+    def apply(self, edited: Path, names: Sequence[str], token: str | None) -> None:
+        """What follows an edit under Tilt's local resources: a process whose `deps` hold
+        the edited path is rebuilt and restarted; any other restarts itself in place
+        (MERIDIAN_RELOAD). Returns once each named one is ready (and printed `token`)."""
         for name in names:
-            self.build(self.processes[name])
-            self.stack.restart(self.processes[name])
+            if restarts_on(self.processes[name], edited):
+                self.build(self.processes[name])
+                self.stack.restart(self.processes[name])
         self.stack.wait_ready(names, READY_TIMEOUT, token)
 
     # The rows: each makes its edit and returns the seconds until it is served.
@@ -125,21 +134,21 @@ class LocalLoop:
         token = uuid.uuid4().hex[:12]
         started = time.monotonic()
         insert_marker(self.clone / SERVICE_MAIN, token)
-        self.rebuild_and_restart([SERVICE], token)
+        self.apply(SERVICE_MAIN, [SERVICE], token)
         return time.monotonic() - started
 
     def chassis_edit(self) -> float:
         token = uuid.uuid4().hex[:12]
         started = time.monotonic()
         insert_marker(self.clone / CHASSIS, token)
-        self.rebuild_and_restart(self.services(), token)
+        self.apply(CHASSIS, self.services(), token)
         return time.monotonic() - started
 
     def build_edit(self) -> float:
         started = time.monotonic()
         with (self.clone / SERVICE_BUILD).open("a") as build:
             build.write(f"# devloop-bench {uuid.uuid4().hex[:12]}\n")
-        self.rebuild_and_restart([SERVICE], None)
+        self.apply(SERVICE_BUILD, [SERVICE], None)
         return time.monotonic() - started
 
     def config_change(self) -> float:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bench.devloop.edits import BenchError, insert_marker, toggle_patch_value, toggle_setting
-from bench.devloop.main import Result
+from bench.devloop.main import Result, restarts_on
 from meridian_devstack.stack import load_stack
 
 PROCESSES = Path("deployments/local/processes.yaml")
@@ -59,3 +59,12 @@ def test_the_dev_overlays_log_level_flips(tmp_path: Path) -> None:
     assert "path: /data/LOG_LEVEL, value: INFO}" in overlay.read_text()
     assert toggle_patch_value(overlay, "LOG_LEVEL", ("DEBUG", "INFO")) == "DEBUG"
     assert overlay.read_text() == original
+
+
+def test_code_edits_reload_in_place_and_build_edits_restart() -> None:
+    service = {p.name: p for p in load_stack(PROCESSES)}["current-account"]
+    assert not restarts_on(service, Path("services/current_account/main.py"))
+    assert not restarts_on(service, Path("libs/meridian_chassis/__init__.py"))
+    assert restarts_on(service, Path("services/current_account/BUILD"))
+    assert restarts_on(service, Path("3rdparty/python/default.lock"))
+    assert not restarts_on(service, Path("services/position_keeping/BUILD"))

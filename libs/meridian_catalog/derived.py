@@ -34,6 +34,12 @@ def _databases(catalog: Sequence[Declaration]) -> list[str]:
 
 # What builds the backing processes' program (dist/libs.meridian_devstack/backing.pex).
 BACKING_BUILD = "[./pants, package, libs/meridian_devstack:backing]"
+# Where a local service process imports first-party code from: the working tree and the
+# API's generated code (`export-codegen`), not a copy inside its PEX.
+LOCAL_SOURCES = "services:libs:dist/codegen/api/proto"
+# What a running service cannot take in place (it reloads its own .py edits): a change
+# rebuilds its PEX or generated code, and restarts it.
+RESTART_DEPS = ("3rdparty/python", "api/proto", "build-support/macros.py")
 
 
 def local_stack(catalog: Sequence[Declaration]) -> str:
@@ -50,7 +56,9 @@ def local_stack(catalog: Sequence[Declaration]) -> str:
         "# builds what cmd runs; Tilt runs it before each start, so a fresh clone works),\n"
         "# port, optional ready_path (HTTP readiness probe; otherwise the port accepting\n"
         "# connections), env, labels (dashboard groups) and deps (paths whose change\n"
-        "# rebuilds it in Tilt).\n",
+        "# rebuilds and restarts it in Tilt). A service runs its code from the working\n"
+        "# tree and restarts itself in place when a .py file of its package or the chassis\n"
+        "# changes (MERIDIAN_RELOAD): nothing is built for a code edit.\n",
         "processes:",
         "  - name: cockroachdb",
         "    # PostgreSQL speaks CockroachDB's wire protocol and installs from Debian.",
@@ -89,15 +97,18 @@ def local_stack(catalog: Sequence[Declaration]) -> str:
             env["REDIS_URL"] = f"redis://127.0.0.1:{REDIS_PORT}/0"
         if "kafka" in service.needs:
             env["KAFKA_BOOTSTRAP_SERVERS"] = f"127.0.0.1:{KAFKA_PORT}"
+        env["MERIDIAN_RELOAD"] = '"1"'
+        env["PEX_EXTRA_SYS_PATH"] = LOCAL_SOURCES
+        directory = f"services/{service.package}"
         lines += [
             "",
             f"  - name: {service.name}",
-            f"    cmd: [python3, dist/services.{service.package}/bin.pex]",
-            f"    build: [./pants, package, services/{service.package}:bin]",
+            f"    cmd: [python3, dist/services.{service.package}/local.pex]",
+            f'    build: [./pants, export-codegen, package, "api/proto::", {directory}:local]',
             f"    port: {service.port}",
             "    ready_path: /health/ready",
             "    labels: [services]",
-            f"    deps: [services/{service.package}, libs/meridian_chassis]",
+            f"    deps: [{directory}/BUILD, {directory}/service.yaml, {', '.join(RESTART_DEPS)}]",
             "    env:",
             *(f"      {key}: {value}" for key, value in env.items()),
         ]
