@@ -56,7 +56,7 @@ test-images: ## Run each image: health, injected /version SHA, no commit metadat
 
 .PHONY: bench-images
 bench-images: ## Print image sizes, one-line-change rebuild time and layer digest stability
-	tools/images/bench.sh
+	bench/images/bench.sh
 
 .PHONY: bench-pr
 bench-pr: bootstrap ## Time a one-service pull request's CI phases (wall, CPU, load) in a scratch clone

@@ -53,7 +53,7 @@ NOT_YET_FROM_THE_CATALOG = {
     ("libs/meridian_chassis/service.py", NAME_CONVERSION),
     ("libs/meridian_devstack/stack_test.py", NAME_CONVERSION),
     ("tools/coldstart/main_test.py", SERVICE_PORT),
-    ("tools/images/bench.py", NAME_CONVERSION),
+    ("bench/images/bench.py", NAME_CONVERSION),
     ("tools/images/build.sh", NAME_CONVERSION),
     ("tools/images/imagecheck.py", NAME_CONVERSION),
     ("tools/images/imagecheck.py", SERVICE_PORT),

@@ -1,7 +1,7 @@
 """`make bench-images`: sizes, rebuild time, layer reuse, commit independence,
 reproducibility and start-up time of the service images.
 
-  tools/images/bench.sh [--service PACKAGE] [--runs N] [--skip-independent]
+  bench/images/bench.sh [--service PACKAGE] [--runs N] [--skip-independent]
 
 bench.sh points the docker CLI at the engine and exports this tree's build metadata,
 then runs this. Run `make docker` first.
@@ -55,7 +55,7 @@ from tools.images.imagecheck import (
 LAYER_NAMES = ("base", "deps", "srcs")
 BASE_INFO = REPO_ROOT / "dist/deployments.docker.base/base.docker-info.json"
 RESTART_LINE = "meridian: podman system service exited"
-MARKER = '_BENCH_MARKER = "{}"  # added by tools/images/bench.sh, reverted when it ends\n'
+MARKER = '_BENCH_MARKER = "{}"  # added by bench/images/bench.sh, reverted when it ends\n'
 PANTS_STEP = re.compile(r"(\d\d:\d\d:\d\d\.\d\d) \[INFO\] (Starting|Completed): (.*)")
 # BuildKit records an empty layer for a WORKDIR that exists.
 EMPTY_LAYER = imagestats.EMPTY_LAYER

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
-from tools.images import bench
+from bench.images import bench
 
 LOG = """\
 10:00:01.00 [INFO] Starting: Building services.x/image-srcs.pex
@@ -34,3 +35,14 @@ def test_an_edit_is_reverted_whatever_happens(tmp_path: Path) -> None:
     except RuntimeError:
         pass
     assert source.read_text() == "print(1)\n"
+
+
+def test_the_script_starts_the_benchmark() -> None:
+    shown = subprocess.run(
+        ["/bin/bash", "bench/images/bench.sh", "--help"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert "sizes, rebuild time, layer reuse, commit independence" in shown.stdout
