@@ -64,7 +64,7 @@ bench-pr: bootstrap ## Time a one-service pull request's CI phases (wall, CPU, l
 
 .PHONY: bench-cold-start
 bench-cold-start: ## Time a fresh clone with empty caches to `make run` ready, step by step
-	$(PYTHON) -m tools.coldstart $(BENCH_ARGS)
+	$(PYTHON) -m bench.coldstart $(BENCH_ARGS)
 
 .PHONY: bench-scale
 bench-scale: bootstrap ## Measure build, tests, manifests, Tilt and `make run` at today's services and at 30

@@ -221,7 +221,7 @@ class TiltLoop:
 
 def tilt_ci_cold(source: Path, allow: str | None) -> float:
     """`tilt ci` from a fresh clone with empty caches (as `make bench-cold-start` empties them)."""
-    from tools.coldstart.main import empty_cache_environment
+    from bench.coldstart.main import empty_cache_environment
 
     scratch = Path(tempfile.mkdtemp(prefix="meridian-tilt-ci-"))
     try:

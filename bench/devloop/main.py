@@ -182,7 +182,7 @@ class LocalLoop:
 def cold_make_run(source: Path) -> float:
     """`make bench-cold-start`'s total: fresh clone, empty caches, every process ready."""
     result = subprocess.run(
-        [sys.executable, "-m", "tools.coldstart"],
+        [sys.executable, "-m", "bench.coldstart"],
         cwd=source,
         env=clean_environment(),
         capture_output=True,

@@ -37,7 +37,9 @@ NOT_RESTATEMENTS = {
 NOT_YET_FROM_THE_CATALOG = {
     (".github/workflows/ci.yml", NAME_CONVERSION),
     ("Tiltfile", NAME_CONVERSION),
+    ("bench/coldstart/main_test.py", SERVICE_PORT),
     ("bench/devloop/stack_test.py", SERVICE_PORT),
+    ("bench/images/bench.py", NAME_CONVERSION),
     ("build-support/macros.py", NAME_CONVERSION),
     ("deployments/docker/Dockerfile", SERVICE_PORT),
     ("deployments/k8s/base/service-template/deployment.yaml", SERVICE_PORT),
@@ -52,8 +54,6 @@ NOT_YET_FROM_THE_CATALOG = {
     ("libs/meridian_chassis/config_test.py", SERVICE_PORT),
     ("libs/meridian_chassis/service.py", NAME_CONVERSION),
     ("libs/meridian_devstack/stack_test.py", NAME_CONVERSION),
-    ("tools/coldstart/main_test.py", SERVICE_PORT),
-    ("bench/images/bench.py", NAME_CONVERSION),
     ("tools/images/build.sh", NAME_CONVERSION),
     ("tools/images/imagecheck.py", NAME_CONVERSION),
     ("tools/images/imagecheck.py", SERVICE_PORT),

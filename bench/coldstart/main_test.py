@@ -3,7 +3,7 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
-from tools.coldstart.main import (
+from bench.coldstart.main import (
     MILESTONES,
     Timeline,
     empty_cache_environment,

@@ -1,6 +1,6 @@
 """`make bench-cold-start`: how long a new engineer waits, from `git clone` to a running stack.
 
-    python3.11 -m tools.coldstart [--keep]
+    python3.11 -m bench.coldstart [--keep]
 
 Clones this checkout's HEAD into a temporary directory and gives it empty caches (HOME,
 Meridian's Pants install, Pants' store and named caches, the pex root, pip's and uv's
@@ -221,7 +221,7 @@ def run_until_ready(
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python3.11 -m tools.coldstart", description=__doc__.split("\n")[0]
+        prog="python3.11 -m bench.coldstart", description=__doc__.split("\n")[0]
     )
     parser.add_argument("--keep", action="store_true", help="keep the clone and its caches")
     parser.add_argument(

@@ -1,0 +1,5 @@
+import sys
+
+from bench.coldstart.main import main
+
+sys.exit(main())

@@ -1,5 +1,0 @@
-import sys
-
-from tools.coldstart.main import main
-
-sys.exit(main())
