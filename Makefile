@@ -128,7 +128,7 @@ secrets: ## Scan every commit for secrets with gitleaks (ci.yml's `secrets` job)
 
 .PHONY: ci-cache-demo
 ci-cache-demo: bootstrap ## Prove the remote cache: test twice against a local BuildGrid, print hits and times
-	$(PYTHON) -m tools.cache_demo
+	$(PYTHON) -m bench.cache_demo
 
 .PHONY: lint
 lint: bootstrap ## Lint (ruff, black --check, shellcheck), check BUILD files are complete and tidy and that affected-only builds see every file

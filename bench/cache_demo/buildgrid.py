@@ -16,8 +16,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from tools.cache_demo.errors import DemoError
-from tools.cache_demo.log import log
+from bench.cache_demo.errors import DemoError
+from bench.cache_demo.log import log
 
 # BuildGrid 0.4.4 needs Python >= 3.11, and requirements.txt was compiled for 3.11.
 PYTHON_VERSION = (3, 11)

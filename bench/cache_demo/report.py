@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from tools.cache_demo.errors import DemoError
+from bench.cache_demo.errors import DemoError
 
 CACHED_REMOTELY = "cached remotely"
 COUNTER_LINE = re.compile(r"  ([a-z_]+): (\d+)")

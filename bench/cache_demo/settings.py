@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from tools.cache_demo.errors import DemoError
+from bench.cache_demo.errors import DemoError
 
 MIN_HIT_PERCENT_SETTING = "MERIDIAN_CACHE_DEMO_MIN_HIT_PERCENT"
 KEEP_SETTING = "MERIDIAN_CACHE_DEMO_KEEP"

@@ -2,7 +2,7 @@
 
 import shutil
 
-from tools.cache_demo.errors import DemoError
+from bench.cache_demo.errors import DemoError
 
 
 def executable(name: str) -> str:

@@ -1,7 +1,7 @@
 import pytest
 
-from tools.cache_demo.errors import DemoError
-from tools.cache_demo.settings import DemoSettings
+from bench.cache_demo.errors import DemoError
+from bench.cache_demo.settings import DemoSettings
 
 
 def test_defaults_require_ninety_percent_and_remove_the_temp_dir() -> None:

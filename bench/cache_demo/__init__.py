@@ -13,5 +13,5 @@ suite to a machine whose local caches are empty, as CI runners' are.
 Each run uses its own clone, local store, named caches and no pantsd, so nothing is
 shared between the runs except the remote cache, and the demo never touches the
 caller's checkout or its pantsd. It tests the committed HEAD, not uncommitted edits.
-Runs outside Pants, on the standard library: `python3 -m tools.cache_demo`.
+Runs outside Pants, on the standard library: `python3 -m bench.cache_demo`.
 """

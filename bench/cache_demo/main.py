@@ -10,13 +10,13 @@ import tempfile
 from pathlib import Path
 from types import FrameType
 
-from tools.cache_demo import buildgrid
-from tools.cache_demo.errors import DemoError
-from tools.cache_demo.log import log
-from tools.cache_demo.programs import executable
-from tools.cache_demo.report import CacheReport, RunOutput, parse_run
-from tools.cache_demo.settings import DemoSettings
-from tools.cache_demo.suite import SuiteRun, run_suite
+from bench.cache_demo import buildgrid
+from bench.cache_demo.errors import DemoError
+from bench.cache_demo.log import log
+from bench.cache_demo.programs import executable
+from bench.cache_demo.report import CacheReport, RunOutput, parse_run
+from bench.cache_demo.settings import DemoSettings
+from bench.cache_demo.suite import SuiteRun, run_suite
 
 SERVER_DIR = Path("tools/remote-cache")
 

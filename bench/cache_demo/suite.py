@@ -10,9 +10,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from tools.cache_demo.errors import DemoError
-from tools.cache_demo.log import log
-from tools.cache_demo.programs import executable
+from bench.cache_demo.errors import DemoError
+from bench.cache_demo.log import log
+from bench.cache_demo.programs import executable
 
 # Tells ./pants where Python is; every other PANTS_* setting of the caller (e.g.
 # PANTS_CONFIG_FILES=pants.ci.toml in CI) would change what is measured.

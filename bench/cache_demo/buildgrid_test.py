@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from tools.cache_demo.buildgrid import (
+from bench.cache_demo.buildgrid import (
     PORT_VARIABLE,
     STORAGE_VARIABLE,
     find_python,
@@ -13,7 +13,7 @@ from tools.cache_demo.buildgrid import (
     server_environment,
     venv_key,
 )
-from tools.cache_demo.errors import DemoError
+from bench.cache_demo.errors import DemoError
 
 CONFIG = Path("tools/remote-cache/buildgrid.conf")
 

@@ -3,8 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from tools.cache_demo.programs import executable
-from tools.cache_demo.suite import SuiteRun, clone, pants_arguments, pants_environment, run_tee
+from bench.cache_demo.programs import executable
+from bench.cache_demo.suite import SuiteRun, clone, pants_arguments, pants_environment, run_tee
 
 
 def test_each_run_gets_empty_local_caches_and_none_of_the_callers_pants_settings() -> None:

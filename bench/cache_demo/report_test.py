@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from tools.cache_demo.errors import DemoError
-from tools.cache_demo.report import CacheReport, RunOutput, TargetResult, parse_counters, parse_run
+from bench.cache_demo.errors import DemoError
+from bench.cache_demo.report import CacheReport, RunOutput, TargetResult, parse_counters, parse_run
 
 SAMPLES = Path(__file__).parent / "testdata"
 # The first run writes 72 results for 39 test targets; the second reads all of them.

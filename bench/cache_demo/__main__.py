@@ -1,0 +1,3 @@
+from bench.cache_demo.main import main
+
+raise SystemExit(main())

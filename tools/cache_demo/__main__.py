@@ -1,3 +1,0 @@
-from tools.cache_demo.main import main
-
-raise SystemExit(main())
