@@ -60,7 +60,7 @@ bench-images: ## Print image sizes, one-line-change rebuild time and layer diges
 
 .PHONY: bench-pr
 bench-pr: bootstrap ## Time a one-service pull request's CI phases (wall, CPU, load) in a scratch clone
-	$(PYTHON) -m tools.release.bench_pr
+	$(PYTHON) -m bench.pr
 
 .PHONY: bench-cold-start
 bench-cold-start: ## Time a fresh clone with empty caches to `make run` ready, step by step

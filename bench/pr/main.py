@@ -7,7 +7,7 @@ the load average, so numbers from a busy machine can be read for what they are. 
 local caches are shared with this checkout: they stand in for the REAPI cache hits a
 CI job gets on everything the change does not touch.
 
-    python3 -m tools.release.bench_pr [--service current_account] [--keep]
+    python3 -m bench.pr [--service current_account] [--keep]
 """
 
 from __future__ import annotations
@@ -114,7 +114,9 @@ def bench(package: str, keep: bool) -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python3 -m bench.pr", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--service", default="current_account", help="package under services/")
     parser.add_argument("--keep", action="store_true", help="keep the scratch clone")
     args = parser.parse_args()
@@ -124,7 +126,3 @@ def main() -> int:
         print(f"bench-pr: {error}", file=sys.stderr)
         return 1
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,5 @@
+import sys
+
+from bench.pr.main import main
+
+sys.exit(main())
