@@ -72,7 +72,7 @@ bench-scale: bootstrap ## Measure build, tests, manifests, Tilt and `make run` a
 
 .PHONY: bench-health
 bench-health: bootstrap ## Load the health endpoints of a service on real servers: req/s, p99, connections, start-up time
-	$(PANTS) run libs/meridian_bench:health -- $(BENCH_ARGS)
+	$(PANTS) run bench/health:bench -- $(BENCH_ARGS)
 
 .PHONY: bench-dev-loop
 bench-dev-loop: bootstrap ## Time the inner loop's steps, median of 3 (BENCH_ARGS=--local: local processes, no cluster)

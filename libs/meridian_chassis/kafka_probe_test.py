@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from meridian_bench.relay import CountingRelay, counting_relay
 from meridian_testing.process import python_command, running_service, wait_until
+from meridian_testing.relay import CountingRelay, counting_relay
 from meridian_testing.servers import KafkaServer, free_port
 
 SERVICE_CODE = (

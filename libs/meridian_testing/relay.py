@@ -1,7 +1,7 @@
 """A TCP relay that counts the connections opened through it.
 
 It stands in front of a server that cannot count its own clients (the Kafka-protocol
-broker exposes no connection metrics), so a benchmark can still report them.
+broker exposes no connection metrics), so a test or a benchmark can still count them.
 """
 
 from __future__ import annotations

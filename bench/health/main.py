@@ -24,9 +24,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from meridian_bench.load import LoadResult, generate_load
-from meridian_bench.relay import CountingRelay, counting_relay
+from bench.health.load import LoadResult, generate_load
 from meridian_testing.process import child_environment
+from meridian_testing.relay import CountingRelay, counting_relay
 from meridian_testing.servers import KafkaServer, PostgresServer, RedisServer, Server, free_port
 
 ENDPOINTS = ("/health/live", "/health/ready", "/health/startup")

@@ -5,9 +5,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from meridian_bench.load import LoadResult, generate_load
-from meridian_bench.relay import counting_relay
+from bench.health.load import LoadResult, generate_load
 from meridian_testing.process import RunningService, python_command, running_service
+from meridian_testing.relay import counting_relay
 from meridian_testing.servers import free_port
 
 SERVICE_CODE = "from meridian_chassis import ServiceSpec, run; run(ServiceSpec('bench-probe'))"
