@@ -68,7 +68,7 @@ bench-cold-start: ## Time a fresh clone with empty caches to `make run` ready, s
 
 .PHONY: bench-scale
 bench-scale: bootstrap ## Measure build, tests, manifests, Tilt and `make run` at today's services and at 30
-	$(PANTS) run libs/meridian_catalog:bench-scale
+	$(PANTS) run bench/scale:bench
 
 .PHONY: bench-health
 bench-health: bootstrap ## Load the health endpoints of a service on real servers: req/s, p99, connections, start-up time

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from meridian_catalog.scale_bench import table
+from bench.scale.main import table
 
 
 def test_table_shows_both_sizes_ratio_and_goal() -> None:
