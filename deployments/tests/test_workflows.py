@@ -419,6 +419,32 @@ def test_release_promotes_and_never_builds() -> None:
     assert "run download" not in text, "the manifest comes from staging's record, not a run"
 
 
+def test_every_release_job_checks_the_manifest_before_using_it() -> None:
+    """Each job of release.yml that downloads the release manifest checks its sha256
+    against the one staging's record gave (verify's output) before any other step."""
+    checked = []
+    for name, job in jobs(RELEASE).items():
+        steps = job["steps"]
+        downloads = [
+            i
+            for i, s in enumerate(steps)
+            if "download-artifact" in str(s.get("uses"))
+            and s.get("with", {}).get("name") == "release-manifest"
+        ]
+        if not downloads:
+            continue
+        checks = [
+            i for i, s in enumerate(steps) if "sha256sum --check --strict" in str(s.get("run"))
+        ]
+        assert checks, f"release.yml:{name} uses the manifest without checking its sha256"
+        assert checks[0] == downloads[0] + 1, f"release.yml:{name}: check right after download"
+        env = steps[checks[0]]["env"]
+        assert env["SHA256"] == "${{ needs.verify.outputs.manifest-sha256 }}", name
+        assert "verify" in job["needs"], name
+        checked.append(name)
+    assert sorted(checked) == ["production", "tag-images"]
+
+
 def test_production_only_in_release_and_staging_only_from_main() -> None:
     for path in WORKFLOWS:
         for name, job in jobs(path).items():
