@@ -16,21 +16,21 @@ STACK = """processes:
   - name: cockroachdb
     cmd: [python3, backing.pex, postgres, --port, "26257"]
     port: 26257
-  - name: current-account
-    port: "8081"
+  - name: ledger
+    port: "18081"
     ready_path: /health/ready
 """
 
 
 def test_reads_the_stack_ports() -> None:
-    assert stack_ports(STACK) == [26257, 8081]
+    assert stack_ports(STACK) == [26257, 18081]
     assert stack_process_count(STACK) == 2
 
 
 def test_reads_the_repository_stack() -> None:
     text = Path("deployments/local/processes.yaml").read_text()
     ports = stack_ports(text)
-    assert {26257, 6379, 9092, 8081} <= set(ports)
+    assert {26257, 6379, 9092} <= set(ports)
     assert stack_process_count(text) == len(ports)
 
 

@@ -24,7 +24,8 @@ def test_every_port_and_every_setting_naming_one_moves() -> None:
             assert f":{old}" not in text, (process.name, old)
             assert f" {old} " not in f" {text} ", (process.name, old)
     account = moved["current-account"]
-    assert account.env["PORT"] == str(ports[8081])
+    declared_port = next(p.port for p in declared if p.name == account.name)
+    assert account.env["PORT"] == str(ports[declared_port])
     assert account.env["DATABASE_URL"].endswith(f":{ports[26257]}/current_account")
     assert account.env["KAFKA_BOOTSTRAP_SERVERS"] == f"127.0.0.1:{ports[9092]}"
     assert str(ports[6379]) in moved["redis"].cmd

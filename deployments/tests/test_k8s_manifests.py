@@ -28,6 +28,7 @@ import yaml
 
 from meridian_catalog.catalog import load_catalog
 from meridian_chassis.config import ConfigError, Settings, load_settings
+from meridian_chassis.declaration import CONTAINER_PORT
 from meridian_testing.tls import make_ca
 from tools.release import prune
 
@@ -55,7 +56,7 @@ PROBES = {
 START_TO_STARTED_SECONDS = 1.7
 PROMETHEUS = {
     "prometheus.io/scrape": "true",
-    "prometheus.io/port": "8080",
+    "prometheus.io/port": str(CONTAINER_PORT),
     "prometheus.io/path": "/metrics",
 }
 SETTINGS = (
@@ -218,10 +219,12 @@ def container_violations(overlay: str, name: str, dep: Obj) -> list[str]:
         )
     for probe, path in PROBES.items():
         get = app.get(probe, {}).get("httpGet", {})
-        if get.get("path") != path or get.get("port") not in ("http", 8080):
+        if get.get("path") != path or get.get("port") not in ("http", CONTAINER_PORT):
             v.append(f"{probe} must GET {path} on port http")
-    if {"name": "http", "containerPort": 8080, "protocol": "TCP"} not in app.get("ports", []):
-        v.append("container port 8080 named http missing")
+    if {"name": "http", "containerPort": CONTAINER_PORT, "protocol": "TCP"} not in app.get(
+        "ports", []
+    ):
+        v.append(f"container port {CONTAINER_PORT} named http missing")
     pod_sc, sc = spec.get("securityContext", {}), app.get("securityContext", {})
     for key, want in (
         ("runAsNonRoot", True),
@@ -268,9 +271,13 @@ def wiring_violations(overlay: str, name: str, dep: Obj) -> list[str]:
     if config.get("LOG_LEVEL") not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         v.append(f"LOG_LEVEL {config.get('LOG_LEVEL')!r} invalid")
     svc = objects(overlay, "Service").get(name, {}).get("spec", {})
-    http = [p for p in svc.get("ports", []) if p.get("name") == "http" and p.get("port") == 8080]
+    http = [
+        p
+        for p in svc.get("ports", [])
+        if p.get("name") == "http" and p.get("port") == CONTAINER_PORT
+    ]
     if svc.get("type", "ClusterIP") != "ClusterIP" or not http:
-        v.append("ClusterIP Service with port 8080 named http missing")
+        v.append(f"ClusterIP Service with port {CONTAINER_PORT} named http missing")
     pod_labels = dep["spec"]["template"]["metadata"].get("labels", {})
     if not svc.get("selector") or any(
         pod_labels.get(k) != val for k, val in svc["selector"].items()
@@ -370,7 +377,7 @@ def test_no_secret_values(overlay: str) -> None:
 
 
 def test_meridian_images_match_service_directories() -> None:
-    dirs = {p.parent.name.replace("_", "-") for p in Path("services").glob("*/BUILD")}
+    dirs = set(declared_needs())
     assert dirs, "no services/*/BUILD found: run from the repository root"
     for overlay in OVERLAYS:
         repositories = {
@@ -435,7 +442,7 @@ INGRESS_PEERS = (
     ),
     ({"meridian.io/monitoring": "true"}, {"app.kubernetes.io/name": "prometheus"}),
 )
-HTTP_PORT = ("TCP", 8080)
+HTTP_PORT = ("TCP", CONTAINER_PORT)
 DNS_PORTS = {("UDP", 53), ("TCP", 53)}
 DNS_PEER = {
     "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
@@ -526,7 +533,8 @@ def test_every_network_rule_names_its_peers_and_ports(overlay: str) -> None:
 
 def admits(rules: list[Obj], namespace: dict[str, str], pod: dict[str, str]) -> bool:
     """Whether a pod with these labels, in a namespace with these, may open a connection
-    to port 8080 under these ingress rules (a peer's two selectors both have to match)."""
+    to the services' container port under these ingress rules (a peer's two selectors both have to match).
+    """
     return any(
         HTTP_PORT in ports_of(rule)
         and all(
@@ -1087,7 +1095,7 @@ def test_scanner_findings_are_all_accepted_exceptions() -> None:
     }
     exceptions = yaml.safe_load((K8S / "policy-exceptions.yaml").read_text())
     assert all(e.get("reason") for e in exceptions), "every exception needs a reason"
-    service_names = {p.parent.name.replace("_", "-") for p in Path("services").glob("*/BUILD")}
+    service_names = set(declared_needs())
     accepted = {
         (e["check"], o, resource.replace(SERVICE_PLACEHOLDER, name))
         for e in exceptions
@@ -1157,10 +1165,7 @@ def test_dev_pods_reference_only_objects_dev_has() -> None:
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_database_url_only_for_services_that_need_a_database(overlay: str) -> None:
-    needs = {
-        path.parent.name.replace("_", "-"): set(yaml.safe_load(path.read_text()).get("needs", []))
-        for path in Path("services").glob("*/service.yaml")
-    }
+    needs = declared_needs()
     for name, deployment in services(overlay).items():
         variables = {
             variable["name"]

@@ -13,6 +13,7 @@ from the repository root or a Pants sandbox made into a git checkout.
 from __future__ import annotations
 
 import inspect
+import json
 import re
 import shutil
 import subprocess
@@ -43,6 +44,7 @@ TILT_API = {
     "fail": "msg!",
     "local": "command! quiet command_bat echo_off env dir stdin",
     "read_yaml": "path! default",
+    "read_json": "path! default",
     "decode_yaml_stream": "yaml!",
     "encode_yaml_stream": "objs!",
     "k8s_context": "",
@@ -69,6 +71,7 @@ TILT_API = {
 MANUAL = "TRIGGER_MODE_MANUAL"
 
 TILTFILE = Path("Tiltfile")
+CATALOG = Path("services/catalog.json")
 PROCESSES = Path("deployments/local/processes.yaml")
 DEV_OVERLAY = "deployments/k8s/overlays/dev"
 SITE_PACKAGES = "/app/lib/python3.11/site-packages/"
@@ -165,6 +168,7 @@ class Tilt:
             "fail": fail,
             "local": self.local,
             "read_yaml": self.read_yaml,
+            "read_json": self.read_json,
             "decode_yaml_stream": lambda a: [d for d in yaml.safe_load_all(a["yaml"]) if d],
             "encode_yaml_stream": lambda a: yaml.safe_dump_all(a["objs"]),
             "k8s_context": lambda _: context,
@@ -185,6 +189,13 @@ class Tilt:
         if not path.exists() and "default" in arguments:
             return arguments["default"]
         return yaml.safe_load(path.read_text())
+
+    @staticmethod
+    def read_json(arguments: Obj) -> Any:
+        path = Path(arguments["path"])
+        if not path.exists() and "default" in arguments:
+            return arguments["default"]
+        return json.loads(path.read_text())
 
     def local(self, arguments: Obj) -> str:
         if not self.context_allowed:
@@ -302,6 +313,12 @@ def build_metadata() -> dict[str, str]:
 
 def service_packages() -> list[str]:
     return sorted(p.parent.name for p in Path("services").glob("*/BUILD"))
+
+
+def catalog() -> list[Obj]:
+    """Every service in the catalog (generated from services/*/service.yaml)."""
+    services: list[Obj] = json.loads(CATALOG.read_text())["services"]
+    return services
 
 
 def forwards(resource: Obj) -> dict[int, int]:
@@ -501,12 +518,14 @@ def test_every_service_is_built_with_pants_pushed_once_and_live_updated(
 ) -> None:
     packages = service_packages()
     assert packages, "no services/*/BUILD found: run from the repository root"
+    assert sorted(s["directory"] for s in catalog()) == [f"services/{p}" for p in packages]
     images = cluster.by("custom_build", "ref")
-    assert set(images) == {"meridian/" + p.replace("_", "-") for p in packages}
+    assert set(images) == {s["image"] for s in catalog()}
     ignores = {tuple(r["ignore"]) for r in local_mode.calls["local_resource"] if r.get("ignore")}
     assert len(ignores) == 1, "every local process ignores the same files"
-    for pkg in packages:
-        build = images["meridian/" + pkg.replace("_", "-")]
+    for service in catalog():
+        pkg = service["package"]
+        build = images[service["image"]]
         assert build["command"] == f"tools/images/tilt-build.sh services/{pkg}"
         # The script puts the image where the cluster pulls it; Tilt neither looks for
         # it in a Docker daemon nor pushes it a second time.
@@ -580,8 +599,9 @@ def test_no_manifest_or_config_path_is_an_image_dependency(cluster: Tilt) -> Non
 def test_each_image_depends_only_on_what_goes_into_it(cluster: Tilt) -> None:
     """Its own service, the chassis, the API, the lockfile, the image definitions and
     the BUILD macros: no other service's edit rebuilds it."""
-    for pkg in service_packages():
-        build = cluster.by("custom_build", "ref")["meridian/" + pkg.replace("_", "-")]
+    for service in catalog():
+        pkg = service["package"]
+        build = cluster.by("custom_build", "ref")[service["image"]]
         others = [f"services/{p}" for p in service_packages() if p != pkg]
         assert not [d for d in build["deps"] for o in others if overlaps(d, o)], pkg
         assert set(build["deps"]) == {
@@ -653,9 +673,7 @@ def test_every_workload_is_a_labelled_resource(cluster: Tilt, processes: list[Ob
         assert name not in services or deps >= BACKING_DEPS, f"{name} must wait for {BACKING_DEPS}"
 
 
-def test_port_forwards_are_unique_and_reach_container_ports(
-    cluster: Tilt, processes: list[Obj]
-) -> None:
+def test_port_forwards_are_unique_and_reach_container_ports(cluster: Tilt) -> None:
     workloads = {d["metadata"]["name"]: d for d in cluster.yaml if d["kind"] in WORKLOAD_KINDS}
     actual = {c["workload"]: forwards(c) for c in cluster.calls["k8s_resource"] if forwards(c)}
     host_ports = [port for ports in actual.values() for port in ports]
@@ -664,8 +682,8 @@ def test_port_forwards_are_unique_and_reach_container_ports(
         assert set(ports.values()) <= container_ports(
             workloads[name]
         ), f"{name}: forwards to an unexposed port"
-    services = service_names(processes)
-    assert actual == {n: {p: 8080} for n, p in services.items()} | BACKING_PORTS
+    services = {s["name"]: {s["port"]: s["container_port"]} for s in catalog()}
+    assert actual == services | BACKING_PORTS
 
 
 def test_manual_test_resource(cluster: Tilt) -> None:
@@ -679,7 +697,10 @@ def test_manual_test_resource(cluster: Tilt) -> None:
 
 
 def test_every_service_directory_is_a_local_process(processes: list[Obj]) -> None:
-    assert {p.replace("_", "-") for p in service_packages()} == set(service_names(processes))
+    assert sorted(s["directory"] for s in catalog()) == [
+        f"services/{p}" for p in service_packages()
+    ]
+    assert {s["name"] for s in catalog()} == set(service_names(processes))
 
 
 def test_local_mode_checks_nothing_of_the_cluster(local_mode: Tilt) -> None:

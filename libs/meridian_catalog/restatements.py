@@ -19,7 +19,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from meridian_catalog.derived import GENERATED_HEADER
+from meridian_catalog.derived import CATALOG_JSON, GENERATED_HEADER
 from meridian_chassis.declaration import CONTAINER_PORT, DECLARATION_FILE, Declaration
 
 NAME_CONVERSION = "name conversion"
@@ -40,8 +40,8 @@ _NAME_CONVERSIONS = re.compile(
         ]
     )
 )
-# Where the catalog itself lives: it may say what it knows.
-CATALOG_PATHS = ("libs/meridian_catalog/", "libs/meridian_chassis/declaration")
+# Where the catalog itself lives, and what it writes: they may say what it knows.
+CATALOG_PATHS = ("libs/meridian_catalog/", "libs/meridian_chassis/declaration", CATALOG_JSON)
 # Not scanned: prose, lockfiles (hashes), images and other binaries.
 SKIPPED_SUFFIXES = (".md", ".lock", ".png", ".svg", ".tar", ".pex", ".pyc", ".whl")
 SKIPPED_DIRS = {".git", "dist", ".pants.d", ".pids", ".local", "__pycache__", "node_modules"}

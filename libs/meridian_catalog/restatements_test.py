@@ -21,46 +21,36 @@ from meridian_catalog.restatements import (
 )
 from meridian_chassis.declaration import Declaration
 
-# Matches that are no restatement of the catalog, and why.
+# Matches that are no restatement of the catalog, and why: (file, part of the line;
+# "" for the whole file).
 NOT_RESTATEMENTS = {
     # CockroachDB's own HTTP console listens on 8080 too; it is not a Meridian service.
-    ("deployments/k8s/local/cockroachdb.yaml", SERVICE_PORT),
-    ("Tiltfile", SERVICE_PORT),
-    ("deployments/tests/test_tiltfile.py", SERVICE_PORT),
+    ("deployments/k8s/local/cockroachdb.yaml", ""),
+    ("Tiltfile", "port_forward(8090, 8080"),
+    ("deployments/tests/test_tiltfile.py", "8090: 8080"),
     # GitHub Actions' INPUT_<NAME> variables: an action input, not a service name.
-    ("tools/ci_rehearsal/standins_test.py", NAME_CONVERSION),
+    ("tools/ci_rehearsal/standins_test.py", "INPUT_"),
     # A stand-in kubectl's canned messages from a pod, verbatim.
-    ("tools/release/kubectl_standin.py", SERVICE_PORT),
+    ("tools/release/kubectl_standin.py", ""),
 }
 # Restatements not yet replaced by a read of the catalog. This list only shrinks: an
 # entry that no longer matches fails the test until it is removed.
 NOT_YET_FROM_THE_CATALOG = {
     (".github/workflows/ci.yml", NAME_CONVERSION),
-    ("Tiltfile", NAME_CONVERSION),
-    ("bench/coldstart/main_test.py", SERVICE_PORT),
-    ("bench/devloop/stack_test.py", SERVICE_PORT),
-    ("bench/images/bench.py", NAME_CONVERSION),
-    ("build-support/macros.py", NAME_CONVERSION),
     ("deployments/docker/Dockerfile", SERVICE_PORT),
     ("deployments/k8s/base/service-template/deployment.yaml", SERVICE_PORT),
     ("deployments/k8s/base/service-template/service.yaml", SERVICE_PORT),
     ("deployments/k8s/base/service-template/settings.env", SERVICE_PORT),
     ("deployments/k8s/components/production-policies/network-policies.yaml", SERVICE_PORT),
-    ("deployments/tests/test_k8s_manifests.py", SERVICE_PORT),
-    ("deployments/tests/test_k8s_manifests.py", NAME_CONVERSION),
-    ("deployments/tests/test_tiltfile.py", NAME_CONVERSION),
-    ("libs/meridian_chassis/clients/__init__.py", NAME_CONVERSION),
     ("libs/meridian_chassis/config.py", SERVICE_PORT),
     ("libs/meridian_chassis/config_test.py", SERVICE_PORT),
-    ("libs/meridian_chassis/service.py", NAME_CONVERSION),
-    ("libs/meridian_devstack/stack_test.py", NAME_CONVERSION),
+    ("bench/images/bench.py", NAME_CONVERSION),
     ("tools/images/build.sh", NAME_CONVERSION),
     ("tools/images/imagecheck.py", NAME_CONVERSION),
     ("tools/images/imagecheck.py", SERVICE_PORT),
     ("tools/images/imagecheck_test.py", SERVICE_PORT),
     ("tools/images/sbom.sh", NAME_CONVERSION),
     ("tools/images/tilt-build.sh", NAME_CONVERSION),
-    ("tools/readme/checks.py", SERVICE_PORT),
     ("tools/release/__main__.py", NAME_CONVERSION),
     ("tools/release/affected.py", NAME_CONVERSION),
     ("tools/release/deploy_rollback_test.py", SERVICE_PORT),
@@ -84,6 +74,10 @@ CONSUMERS = (
 )
 
 
+def excused(restatement: Restatement, path: str, part: str) -> bool:
+    return restatement.path == path and part in restatement.text
+
+
 def test_nothing_outside_the_catalog_restates_it() -> None:
     root = Path.cwd()
     missing = [path for path in CONSUMERS if not (root / path).is_file()]
@@ -91,14 +85,14 @@ def test_nothing_outside_the_catalog_restates_it() -> None:
 
     found = find_restatements(root, load_catalog(root))
 
-    allowed = NOT_RESTATEMENTS | NOT_YET_FROM_THE_CATALOG
-    new = [str(r) for r in found if (r.path, r.kind) not in allowed]
+    found = [r for r in found if not any(excused(r, *entry) for entry in NOT_RESTATEMENTS)]
+    new = [str(r) for r in found if (r.path, r.kind) not in NOT_YET_FROM_THE_CATALOG]
     assert not new, (
         "These restate what the catalog knows; read services/catalog.json (or the "
         "catalog's Python API) instead:\n" + "\n".join(new)
     )
-    gone = sorted(allowed - {(r.path, r.kind) for r in found})
-    assert not gone, f"no longer restated: remove from the lists in this test: {gone}"
+    gone = sorted(NOT_YET_FROM_THE_CATALOG - {(r.path, r.kind) for r in found})
+    assert not gone, f"no longer restated: remove from NOT_YET_FROM_THE_CATALOG: {gone}"
 
 
 DECLARED = [Declaration(name="ledger-audit", package="ledger_audit", port=8084, needs=frozenset())]

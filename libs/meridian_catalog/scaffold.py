@@ -22,6 +22,7 @@ from meridian_chassis.declaration import (
     DNS_LABEL,
     Declaration,
     DeclarationError,
+    package_name,
 )
 
 FIRST_PORT = 8081
@@ -38,10 +39,11 @@ def _files(declaration: Declaration) -> dict[str, str]:
         "BUILD": "meridian_service()\n",
         "__init__.py": "",
         DECLARATION_FILE: (
-            f"# The {name} service: its host port in `make run` and Tilt, the backing\n"
-            "# services it needs (any of database, redis, kafka) and which of those it keeps\n"
-            "# serving without (`optional`: readiness ignores them). After editing, run\n"
-            "# `make services`.\n"
+            f"# The {name} service: its name (its package's, in dashes), its host port in\n"
+            "# `make run` and Tilt, the backing services it needs (any of database, redis, kafka)\n"
+            "# and which of those it keeps serving without (`optional`: readiness ignores them).\n"
+            "# After editing, run `make services`.\n"
+            f"name: {name}\n"
             f"port: {declaration.port}\n"
             f"needs: [{needs}]\n"
             "optional: []\n"
@@ -81,7 +83,7 @@ def _declaration(
             "single dashes, starting with a letter and ending with a letter or digit, at most "
             "63 characters (e.g. NAME=payment-order)"
         )
-    package = name.replace("-", "_")
+    package = package_name(name)
     try:
         catalog = load_catalog(root)
     except DeclarationError as error:

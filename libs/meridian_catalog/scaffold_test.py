@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -9,10 +10,10 @@ import pytest
 import yaml
 
 from meridian_catalog.catalog import load_catalog
-from meridian_catalog.derived import LOCAL_DATABASES, LOCAL_STACK, stale_files
+from meridian_catalog.derived import CATALOG_JSON, LOCAL_DATABASES, LOCAL_STACK, stale_files
 from meridian_catalog.main import main
 from meridian_catalog.scaffold import ScaffoldError, create_service
-from meridian_chassis.declaration import DeclarationError
+from meridian_chassis.declaration import CONTAINER_PORT, DeclarationError
 
 
 @pytest.fixture()
@@ -46,6 +47,22 @@ def test_new_service_gets_every_derived_entry(repo: Path) -> None:
     assert "scaffolded_service" in database["cmd"]
     assert "scaffolded-service-db" in (repo / LOCAL_DATABASES).read_text()
     assert (repo / "deployments/k8s/base/services/scaffolded-service/kustomization.yaml").is_file()
+    entry = next(
+        service
+        for service in json.loads((repo / CATALOG_JSON).read_text())["services"]
+        if service["name"] == "scaffolded-service"
+    )
+    assert entry == {
+        "name": "scaffolded-service",
+        "package": "scaffolded_service",
+        "directory": "services/scaffolded_service",
+        "port": declaration.port,
+        "container_port": CONTAINER_PORT,
+        "needs": ["database", "redis"],
+        "optional": [],
+        "image": "meridian/scaffolded-service",
+        "database": "scaffolded_service",
+    }
 
 
 def test_new_service_without_database_has_no_database(repo: Path) -> None:
@@ -115,7 +132,7 @@ def test_service_without_declaration_is_named(repo: Path) -> None:
 
 
 def test_generated_ports_skip_reserved_ones(repo: Path) -> None:
-    for directory in (repo / "services").iterdir():
+    for directory in (repo / "services").glob("*/"):
         if directory.name != "current_account":
             shutil.rmtree(directory)
     declaration = repo / "services/current_account/service.yaml"

@@ -2,8 +2,10 @@
 what the service is called, which host port it gets locally and what it needs.
 
 The chassis reads it from the service's package (it ships inside the PEX); the platform
-tooling (meridian_catalog) reads the same file to derive the local stack, the
-Kubernetes manifests and Tilt's resources, so nothing else repeats it.
+tooling (meridian_catalog) reads the same file to derive services/catalog.json, the
+local stack, the Kubernetes manifests and Tilt's resources, so nothing else repeats it.
+This module holds the one rule relating a service's name and package, which the
+declaration's `name` must follow.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ DEPENDENCIES = ("database", "redis", "kafka")
 DNS_LABEL = re.compile(r"^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")
 EXPECTED_FORM = (
     "a mapping like\n"
+    "    name: ledger-audit      # the package's name in dashes (services/ledger_audit/)\n"
     "    port: 8084              # host port in `make run` and Tilt, 1024-65535\n"
     "    needs: [database, redis, kafka]   # any of these, or []\n"
     "    optional: [redis]       # needs it serves without (degraded); default []"
@@ -45,7 +48,13 @@ class Declaration:
 
 
 def service_name(package: str) -> str:
+    """A service is named after its package, in dashes: current_account -> current-account."""
     return package.replace("_", "-")
+
+
+def package_name(service: str) -> str:
+    """The package of a service name: current-account -> current_account."""
+    return service.replace("-", "_")
 
 
 def parse_declaration(package: str, text: str, where: str) -> Declaration:
@@ -56,7 +65,7 @@ def parse_declaration(package: str, text: str, where: str) -> Declaration:
         raise DeclarationError(f"{where}: not valid YAML ({error})") from None
     if not isinstance(document, dict):
         raise DeclarationError(f"{where}: expected {EXPECTED_FORM}")
-    unknown = sorted(set(document) - {"port", "needs", "optional"})
+    unknown = sorted(set(document) - {"name", "port", "needs", "optional"})
     if unknown:
         raise DeclarationError(
             f"{where}: unknown field(s) {', '.join(unknown)}; expected {EXPECTED_FORM}"
@@ -81,6 +90,11 @@ def parse_declaration(package: str, text: str, where: str) -> Declaration:
             f"{where}: the package name {package!r} gives the service name {name!r}, which is "
             "not a DNS label (lowercase letters, digits and underscores, starting with a "
             "letter, at most 63 characters)"
+        )
+    if document.get("name") != name:
+        raise DeclarationError(
+            f"{where}: `name` must be {name!r}, the package {package!r} in dashes, got "
+            f"{document.get('name')!r}"
         )
     return Declaration(
         name=name,

@@ -144,8 +144,7 @@ def serve(
     watcher, kept_listener = None, None
     if settings.reload:
         kept_listener = keep_listener(listener)
-        # Convention: a service's package is its name with underscores.
-        packages = ["meridian_chassis", spec.name.replace("-", "_")]
+        packages = ["meridian_chassis", spec.package]
         watcher = SourceWatcher(package_dirs(packages), server.stop_for_reload)
         watcher.start()
     log.info(

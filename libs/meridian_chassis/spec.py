@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeAlias
 
-from meridian_chassis.declaration import load_packaged_declaration
+from meridian_chassis.declaration import load_packaged_declaration, package_name
 
 if TYPE_CHECKING:
     from starlette.routing import BaseRoute
@@ -28,6 +28,11 @@ class ServiceSpec:
     dependencies: frozenset[str] = frozenset()
     routes: Routes = field(default_factory=tuple)
     optional: frozenset[str] = frozenset()
+
+    @property
+    def package(self) -> str:
+        """The Python package the service's code lives in (live reload watches it)."""
+        return package_name(self.name)
 
 
 def _routes_module(package: str) -> Routes:

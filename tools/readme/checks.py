@@ -9,10 +9,14 @@ a fast form that still proves it is real (`make -n` for make tasks, a taken port
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
+CATALOG = Path(__file__).resolve().parents[2] / "services" / "catalog.json"
 # A stack port the check holds while `make run` is tried: the run must fail at once.
-HELD_PORT = 8081
+# The first service's host port, from the catalog.
+HELD_PORT: int = json.loads(CATALOG.read_text())["services"][0]["port"]
 # The port the README's single-service command serves on.
 SINGLE_SERVICE_PORT = 9081
 

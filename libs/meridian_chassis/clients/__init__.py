@@ -27,7 +27,7 @@ from typing import ClassVar, Protocol, TypeVar, cast
 
 from meridian_chassis.checks import Check
 from meridian_chassis.config import Settings
-from meridian_chassis.declaration import DECLARATION_FILE
+from meridian_chassis.declaration import DECLARATION_FILE, package_name
 
 
 class UndeclaredDependencyError(Exception):
@@ -98,7 +98,7 @@ class Clients:
     def get(self, kind: type[C]) -> C:
         """The service's client of this class; one per service, shared with readiness."""
         if kind.need not in self.needs:
-            package = self.service.replace("-", "_")
+            package = package_name(self.service)
             raise UndeclaredDependencyError(
                 f"{self.service} asks for its {kind.need} client ({kind.__name__}), but "
                 f"services/{package}/{DECLARATION_FILE} does not declare it: add {kind.need} "
