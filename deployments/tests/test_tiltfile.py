@@ -167,8 +167,8 @@ class Tilt:
             "os.getenv": lambda a: environment.get(a["key"], a.get("default")),
             "fail": fail,
             "local": self.local,
-            "read_yaml": self.read_yaml,
-            "read_json": self.read_json,
+            "read_yaml": lambda a: self.read_file(a, yaml.safe_load),
+            "read_json": lambda a: self.read_file(a, json.loads),
             "decode_yaml_stream": lambda a: [d for d in yaml.safe_load_all(a["yaml"]) if d],
             "encode_yaml_stream": lambda a: yaml.safe_dump_all(a["objs"]),
             "k8s_context": lambda _: context,
@@ -184,18 +184,12 @@ class Tilt:
         self.functions.update(TRIGGER_MODE_AUTO="TRIGGER_MODE_AUTO", TRIGGER_MODE_MANUAL=MANUAL)
 
     @staticmethod
-    def read_yaml(arguments: Obj) -> Any:
+    def read_file(arguments: Obj, parse: Callable[[str], Any]) -> Any:
+        """read_yaml, read_json: the parsed file, or `default` when it does not exist."""
         path = Path(arguments["path"])
         if not path.exists() and "default" in arguments:
             return arguments["default"]
-        return yaml.safe_load(path.read_text())
-
-    @staticmethod
-    def read_json(arguments: Obj) -> Any:
-        path = Path(arguments["path"])
-        if not path.exists() and "default" in arguments:
-            return arguments["default"]
-        return json.loads(path.read_text())
+        return parse(path.read_text())
 
     def local(self, arguments: Obj) -> str:
         if not self.context_allowed:
