@@ -11,6 +11,7 @@ from typing import Any
 
 from tools.release import (
     affected,
+    catalog,
     coverage,
     deploy,
     e2e,
@@ -70,7 +71,7 @@ def cmd_affected(args: argparse.Namespace) -> None:
             "pants-args": " ".join(result.pants_args),
             "services": " ".join(result.services),
             "image-targets": " ".join(
-                f"services/{name.replace('-', '_')}:image" for name in result.services
+                s.image_target for s in catalog.services(REPO) if s.name in result.services
             ),
         }
     )

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import fnmatch
 import json
-import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tools.release import catalog
 from tools.release.errors import ReleaseError
 from tools.release.process import run
 
@@ -35,7 +35,6 @@ GLOBAL_INPUTS = (
     "deployments/docker/base/packages.*",
     "3rdparty/*",
 )
-SERVICE_IMAGE = re.compile(r"^services/(?P<package>[a-z0-9_]+):image$")
 EVERYTHING = ("::",)
 
 PantsRunner = Callable[[list[str]], str]
@@ -93,16 +92,12 @@ def owned_files(pants: PantsRunner) -> set[str]:
     return {line.strip() for line in pants(["filedeps", "::"]).splitlines() if line.strip()}
 
 
-def service_name(package: str) -> str:
-    return package.replace("_", "-")
-
-
 def all_services(repo: Path) -> list[str]:
-    """Every services/<package>/ with a BUILD file is a service, named with dashes."""
-    return sorted(service_name(build.parent.name) for build in repo.glob("services/*/BUILD"))
+    """Every service in the catalog, by name."""
+    return [service.name for service in catalog.services(repo)]
 
 
-def affected_services(pants: PantsRunner, base: str) -> list[str]:
+def affected_services(repo: Path, pants: PantsRunner, base: str) -> list[str]:
     listed = pants(
         [
             f"--changed-since={base}",
@@ -111,12 +106,8 @@ def affected_services(pants: PantsRunner, base: str) -> list[str]:
             "list",
         ]
     )
-    found = set()
-    for line in listed.splitlines():
-        match = SERVICE_IMAGE.match(line.strip())
-        if match:
-            found.add(service_name(match.group("package")))
-    return sorted(found)
+    images = {line.strip() for line in listed.splitlines()}
+    return [s.name for s in catalog.services(repo) if s.image_target in images]
 
 
 def compute(repo: Path, base: str | None, pants: PantsRunner | None = None) -> Affected:
@@ -154,6 +145,6 @@ def compute(repo: Path, base: str | None, pants: PantsRunner | None = None) -> A
         changed_files=tuple(files),
         everything=False,
         reasons=(),
-        services=tuple(affected_services(pants, base)) if files else (),
+        services=tuple(affected_services(repo, pants, base)) if files else (),
         pants_args=(f"--changed-since={base}", "--changed-dependents=transitive"),
     )

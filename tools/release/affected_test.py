@@ -4,14 +4,16 @@ them; the same code runs real Pants in CI and in `make test-changed`."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
-from tools.release import affected
+from tools.release import affected, catalog
 from tools.release.errors import ReleaseError
 from tools.release.gitrepo import commit, init
 
+SERVICES = ("alpha", "beta")
 OWNED = {
     "services/alpha/BUILD",
     "services/alpha/app.py",
@@ -35,6 +37,10 @@ IMAGES_OF = {
 }
 FILES = {path: f"# {path}\n" for path in OWNED if not path.endswith("BUILD")} | {
     **{path: "meridian_service()\n" for path in OWNED if path.endswith("BUILD")},
+    # The catalog `make services` writes; the release tools read services from it.
+    catalog.CATALOG: json.dumps(
+        {"services": [{"name": n, "directory": f"services/{n}", "image": n} for n in SERVICES]}
+    ),
     "pants.toml": "[GLOBAL]\n",
     "README.md": "Meridian\n",
 }

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 import tools.release.__main__ as cli
+from tools.release import catalog
 from tools.release.gitrepo import init
 
 COMMIT = "c" * 40
@@ -18,6 +19,7 @@ ALPHA = "ghcr.io/acme/meridian/alpha@sha256:" + "1" * 64
 def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (tmp_path / "services/alpha").mkdir(parents=True)
     (tmp_path / "services/alpha/BUILD").write_text("meridian_service()\n")
+    catalog.write(tmp_path, ["alpha"])
     monkeypatch.setattr(cli, "REPO", tmp_path)
     monkeypatch.delenv("GITHUB_OUTPUT", raising=False)
     return tmp_path

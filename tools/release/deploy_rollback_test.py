@@ -50,7 +50,7 @@ def test_rollback_of_a_release_that_adds_a_service_and_a_network_policy(tmp_path
         extra={"policy.yaml": NETWORK_POLICY},
     )
     beta = tmp_path / "deployments/k8s/overlays/staging/beta.yaml"
-    beta.write_text(beta.read_text().replace("port: 8080", "port: 9090"))
+    beta.write_text(beta.read_text().replace("port: 8000", "port: 9090"))
     second = pretend.commit(tmp_path, "gamma")
     cluster.behave(**{f"{pretend.REPOSITORY}/gamma@{pretend.DIGEST_NEW}": "pull"})
     release = pretend.manifest(
@@ -99,7 +99,7 @@ def test_server_fields_are_not_restored_and_do_not_count_as_changes() -> None:
             "uid": "u-1",
             "annotations": {"deployment.kubernetes.io/revision": "3", "team": "ledger"},
         },
-        "spec": {"ports": [{"port": 8080}]},
+        "spec": {"ports": [{"port": 8000}]},
         "status": {"loadBalancer": {}},
     }
     restored = restorable(before)
@@ -111,7 +111,7 @@ def test_server_fields_are_not_restored_and_do_not_count_as_changes() -> None:
             "namespace": pretend.NAMESPACE,
             "annotations": {"team": "ledger"},
         },
-        "spec": {"ports": [{"port": 8080}]},
+        "spec": {"ports": [{"port": 8000}]},
     }
     later = json.loads(json.dumps(before))
     later["metadata"]["resourceVersion"] = "57"

@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 
 import tools.release.__main__ as cli
-from tools.release import gitrepo, kubectl_standin
+from tools.release import catalog, gitrepo, kubectl_standin
 from tools.release.deploy import DeploySettings, deploy
 from tools.release.kube import Kubectl
 from tools.release.manifest import Manifest, ServiceImage
@@ -67,7 +67,7 @@ kind: Service
 metadata: {{name: {name}}}
 spec:
   selector: {{app: {name}}}
-  ports: [{{name: http, port: 8080}}]
+  ports: [{{name: http, port: 8000}}]
 """
 
 
@@ -88,6 +88,8 @@ def write_repo(
     for name in services:
         (root / "services" / name).mkdir(parents=True, exist_ok=True)
         (root / "services" / name / "BUILD").write_text("meridian_service()\n")
+    catalog.write(root, services)
+    for name in services:
         (overlay / f"{name}.yaml").write_text(SERVICE_TEMPLATE.format(name=name))
     for name, text in (extra or {}).items():
         (overlay / name).write_text(text)
