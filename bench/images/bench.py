@@ -43,6 +43,7 @@ from tools.images import imagestats
 from tools.images.imagecheck import (
     REPO_ROOT,
     built_image_id,
+    catalog,
     docker,
     free_port,
     http,
@@ -133,7 +134,7 @@ def sizes(packages: Sequence[str], scratch: Path, shown: str) -> None:
     )
     print(f"{'image':32} {'engine counts':>13} {'files':>9} {'gzipped':>9} {'goal':>6}")
     images = [("meridian/base", base_image_id(), "")]
-    images += [(f"meridian/{p.replace('_', '-')}", built_image_id(p, "image"), p) for p in packages]
+    images += [(catalog()[p]["image"], built_image_id(p, "image"), p) for p in packages]
     report: tuple[list[imagestats.Layer], dict[str, int]] = ([], {})
     for name, image, package in images:
         archive = scratch / "image.tar"
@@ -176,7 +177,7 @@ def edited(source: Path) -> Iterator[None]:
 
 
 def rebuild(package: str, scratch: Path) -> list[str]:
-    service, target = package.replace("_", "-"), f"services/{package}:image"
+    repository, target = catalog()[package]["image"], f"services/{package}:image"
     heading(f"rebuild of {target} after a one-line change (warm caches)")
     timed_package(scratch / "warm.log", target)
     before = layers_of(built_image_id(package, "image"))
@@ -191,7 +192,7 @@ def rebuild(package: str, scratch: Path) -> list[str]:
     print(f"{'no change: ./pants package ' + target:60} {unchanged:6.2f} s")
     print(f"{'one-line change: ./pants package ' + target:60} {changed:6.2f} s")
     pex_step = step_seconds(scratch / "changed.log", r"image-srcs\.pex")
-    image_step = step_seconds(scratch / "changed.log", f"docker image meridian/{service}:")
+    image_step = step_seconds(scratch / "changed.log", f"docker image {repository}:")
     print(f"{'  of which the first-party PEX (Pants)':60} {pex_step:>6} s")
     print(f"{'  of which the image build':60} {image_step:>6} s")
     print(f"{'layer':10} {'before':14} {'after edit':24} after revert")
@@ -311,8 +312,9 @@ def startup(image: str, host_network: bool) -> tuple[float, float]:
 
 
 def startup_times(package: str, runs: int, compare: Sequence[str]) -> None:
-    service = package.replace("_", "-")
-    heading(f"start-up of meridian/{service}: container start -> first 200 (median of {runs})")
+    heading(
+        f"start-up of {catalog()[package]['image']}: container start -> first 200 (median of {runs})"
+    )
     image = built_image_id(package, "image")
     host_network = os.environ.get("MERIDIAN_CONTAINER_NETWORK") == "host"
     # Other images of the service (e.g. an earlier release), timed the same way.
@@ -363,7 +365,7 @@ def main(argv: Sequence[str]) -> int:
     try:
         with tempfile.TemporaryDirectory() as directory:
             scratch = Path(directory)
-            sizes(packages, scratch, f"meridian/{package.replace('_', '-')}")
+            sizes(packages, scratch, catalog()[package]["image"])
             before = rebuild(package, scratch)
             commit_independence(package, scratch)
             if not args.skip_independent and os.environ.get("MERIDIAN_ENGINE") == "podman":

@@ -43,13 +43,6 @@ NOT_YET_FROM_THE_CATALOG = {
     ("deployments/k8s/components/production-policies/network-policies.yaml", SERVICE_PORT),
     ("libs/meridian_chassis/config.py", SERVICE_PORT),
     ("libs/meridian_chassis/config_test.py", SERVICE_PORT),
-    ("bench/images/bench.py", NAME_CONVERSION),
-    ("tools/images/build.sh", NAME_CONVERSION),
-    ("tools/images/imagecheck.py", NAME_CONVERSION),
-    ("tools/images/imagecheck.py", SERVICE_PORT),
-    ("tools/images/imagecheck_test.py", SERVICE_PORT),
-    ("tools/images/sbom.sh", NAME_CONVERSION),
-    ("tools/images/tilt-build.sh", NAME_CONVERSION),
 }
 # The consumers of the catalog; each must be in the scan (see the BUILD file).
 CONSUMERS = (

@@ -79,10 +79,10 @@ if ${all_images}; then
   printf '\n%-34s %-14s %9s\n' "image" "id" "size MB"
   printf '%-34s %-14s %9s\n' "meridian/base" "$(base_image_id | cut -c1-12)" \
     "$(megabytes "$(docker image inspect --format '{{.Size}}' "$(base_image_id)")")"
-  for package in $(service_packages); do
+  while read -r package _ image; do
     id="$(image_id "${package}")"
-    printf '%-34s %-14s %9s\n' "meridian/${package//_/-}" "${id:0:12}" \
+    printf '%-34s %-14s %9s\n' "${image}" "${id:0:12}" \
       "$(megabytes "$(docker image inspect --format '{{.Size}}' "${id}")")"
-  done
+  done < <(catalog_services)
 fi
 say "check them with tools/images/test.sh (make test-images), which also enforces the size budget"

@@ -7,7 +7,7 @@ metadata (tools/image-tags.sh --env), then runs this. For each image:
   - under the size budget: 50 MB of files (the merged filesystem's regular files, the
     same on every engine; `docker images` counts differently on Docker and on Podman,
     which adds the layers' tar headers)
-  - metadata: user 65532:65532, port 8080, exec-form entry point, OCI labels, and
+  - metadata: user 65532:65532, its container port, exec-form entry point, OCI labels, and
     nothing of the commit (no revision, version or date in labels or
     /etc/meridian/build.json): the same inputs give the same image on every commit
   - runs as Kubernetes runs it: read-only root, tmpfs /tmp, all capabilities dropped, no
@@ -33,7 +33,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import re
 import shutil
 import socket
 import subprocess
@@ -46,15 +45,17 @@ import urllib.request
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from tools.images import imagestats
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+# Every service's name, image, needs and container port (written by `make services`).
+CATALOG = REPO_ROOT / "services/catalog.json"
 # Bytes of files a service image may hold: the base, the chassis' libraries and the
 # service's code, plus room for the client libraries of the backing services it needs.
 IMAGE_BUDGET_BYTES = 30_000_000
 CLIENTS_BUDGET_BYTES = 5_000_000
-_NO_NEEDS = re.compile(r"^needs:\s*\[\s*\]\s*(#.*)?$", re.MULTILINE)
 SERVICE_USER = "65532:65532"
 SITE_PACKAGES = "/app/lib/python3.11/site-packages"
 WAIT_SECONDS = 30
@@ -128,15 +129,15 @@ def free_port() -> int:
 def run_args(host_network: bool, port: int) -> list[str]:
     """As Kubernetes runs a service: read-only root, tmpfs /tmp, no capabilities, no
     privilege escalation, backing services unreachable; its HTTP port on `port` of the
-    loopback: 8080 published there, or, on an engine without container networking, the
-    service listening there itself."""
+    loopback: its container port published there, or, on an engine without container
+    networking, the service listening there itself."""
     args = ["--read-only", "--tmpfs", "/tmp:rw,size=16m", "--cap-drop", "ALL"]  # noqa: S108
     args += ["--security-opt", "no-new-privileges"]
     for name, value in BACKING_ENV.items():
         args += ["-e", f"{name}={value}"]
     if host_network:
         return [*args, "--network", "host", "-e", "HOST=127.0.0.1", "-e", f"PORT={port}"]
-    return [*args, "-p", f"127.0.0.1:{port}:8080"]
+    return [*args, "-p", f"127.0.0.1:{port}:{container_port()}"]
 
 
 def built_image_id(package: str, target: str) -> str:
@@ -238,15 +239,16 @@ class Images:
         return not ran, f"{', '.join(ran)} ran"
 
     def image(self, package: str) -> None:
-        service = package.replace("_", "-")
+        service, repository = catalog()[package]["name"], catalog()[package]["image"]
         image = built_image_id(package, "image")
-        print(f"meridian/{service} ({image[:12]})")
+        print(f"{repository} ({image[:12]})")
         check = self.checks
         size, budget = files_size(image), size_budget(package)
         check(f"size {size / 1e6:.2f} MB of files <= {budget / 1e6:.2f} MB", size <= budget)
         inspect = json.loads(out("image", "inspect", image))[0]["Config"]
         check.equals("runs as 65532:65532", inspect["User"], SERVICE_USER)
-        check.equals("exposes 8080/tcp", sorted(inspect.get("ExposedPorts") or {}), ["8080/tcp"])
+        exposed = f"{container_port()}/tcp"
+        check.equals(f"exposes {exposed}", sorted(inspect.get("ExposedPorts") or {}), [exposed])
         check.equals("exec-form entry point", inspect["Entrypoint"], ["/app/pex"])
         check.equals(f"label title {service}", self.label(image, "title"), service)
         check.equals(
@@ -321,10 +323,10 @@ class Images:
         )
 
     def dev_image(self, package: str) -> None:
-        service = package.replace("_", "-")
+        service, repository = catalog()[package]["name"], catalog()[package]["image"]
         package_dir = f"{SITE_PACKAGES}/{package}"
         image = built_image_id(package, "dev-image")
-        print(f"meridian/{service}:dev ({image[:12]}): live update as Tilt does it")
+        print(f"{repository}:dev ({image[:12]}): live update as Tilt does it")
         check = self.checks
         container, base = self.start(image, "-e", "MERIDIAN_RELOAD=1", read_only=False)
         if not check("/health/live 200", wait_for(lambda: http(f"{base}/health/live")[0] == 200)):
@@ -354,7 +356,7 @@ class Images:
         check("  ... and it is gone", gone.returncode == 0)
 
     def tilt_push(self, package: str) -> None:
-        service = package.replace("_", "-")
+        repository = catalog()[package]["image"]
         check = self.checks
         with local_registry() as (port, log):
             print(
@@ -362,7 +364,7 @@ class Images:
             )
             env = {
                 **os.environ,
-                "EXPECTED_REF": f"localhost:{port}/meridian/{service}:tilt-build-1",
+                "EXPECTED_REF": f"localhost:{port}/{repository}:tilt-build-1",
                 "EXPECTED_REGISTRY": f"localhost:{port}",
                 "MERIDIAN_KUBE_CONTEXT": "kind-meridian",
             }
@@ -372,10 +374,10 @@ class Images:
                 check=False,
             )
             check("the build command succeeds", build.returncode == 0)
-            status, body = http(f"http://127.0.0.1:{port}/v2/meridian/{service}/tags/list")
+            status, body = http(f"http://127.0.0.1:{port}/v2/{repository}/tags/list")
             tags = json.loads(body).get("tags") if status == 200 else None
             check.equals("the registry holds Tilt's tag and no other", tags, ["tilt-build-1"])
-            pushes = log.read_text().count(f"PUT /v2/meridian/{service}/manifests/")
+            pushes = log.read_text().count(f"PUT /v2/{repository}/manifests/")
             check.equals("one manifest was pushed", pushes, 1)
 
     def remove_containers(self) -> None:
@@ -411,10 +413,21 @@ def local_registry() -> Iterator[tuple[int, Path]]:
             server.wait()
 
 
+def catalog() -> dict[str, dict[str, Any]]:
+    """The catalog's services, by package."""
+    services = json.loads(CATALOG.read_text())["services"]
+    return {service["package"]: service for service in services}
+
+
+def container_port() -> int:
+    """The port every service listens on in its container."""
+    port: int = json.loads(CATALOG.read_text())["container_port"]
+    return port
+
+
 def needs_backing_services(package: str) -> bool:
-    """Whether services/<package>/service.yaml needs any backing service."""
-    declaration = (REPO_ROOT / "services" / package / "service.yaml").read_text()
-    return not _NO_NEEDS.search(declaration)
+    """Whether the service needs any backing service."""
+    return bool(catalog()[package]["needs"])
 
 
 def size_budget(package: str) -> int:
@@ -423,7 +436,7 @@ def size_budget(package: str) -> int:
 
 
 def service_packages() -> list[str]:
-    return sorted(build.parent.name for build in (REPO_ROOT / "services").glob("*/BUILD"))
+    return sorted(catalog())
 
 
 def main(argv: Sequence[str]) -> int:

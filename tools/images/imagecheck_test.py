@@ -4,17 +4,19 @@ themselves run against real images and engines (`make test-images`)."""
 from __future__ import annotations
 
 import io
+import json
 import tarfile
 from pathlib import Path
 
 import pytest
 
+from meridian_chassis.declaration import CONTAINER_PORT
 from tools.images import imagecheck
 
 
 def test_runs_as_kubernetes_does_on_either_network() -> None:
     published = imagecheck.run_args(host_network=False, port=40001)
-    assert published[-2:] == ["-p", "127.0.0.1:40001:8080"]
+    assert published[-2:] == ["-p", f"127.0.0.1:40001:{CONTAINER_PORT}"]
     host = imagecheck.run_args(host_network=True, port=40001)
     assert host[-6:] == ["--network", "host", "-e", "HOST=127.0.0.1", "-e", "PORT=40001"]
     for args in (published, host):
@@ -47,12 +49,13 @@ def test_a_check_counts_its_failures() -> None:
 def test_the_size_budget_follows_what_the_service_needs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for package, needs in (("fx_rates", "[]  # none"), ("ledger", "[database, redis]")):
-        (tmp_path / "services" / package).mkdir(parents=True)
-        (tmp_path / "services" / package / "service.yaml").write_text(
-            f"port: 9000\nneeds: {needs}\noptional: []\n"
-        )
-    monkeypatch.setattr(imagecheck, "REPO_ROOT", tmp_path)
+    services = [
+        {"package": "fx_rates", "name": "fx-rates", "needs": []},
+        {"package": "ledger", "name": "ledger", "needs": ["database", "redis"]},
+    ]
+    catalog = tmp_path / "catalog.json"
+    catalog.write_text(json.dumps({"container_port": 9000, "services": services}))
+    monkeypatch.setattr(imagecheck, "CATALOG", catalog)
     assert not imagecheck.needs_backing_services("fx_rates")
     assert imagecheck.size_budget("fx_rates") == 30_000_000
     assert imagecheck.needs_backing_services("ledger")

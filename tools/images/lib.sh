@@ -34,15 +34,14 @@ use_build_metadata() {
   set +a
 }
 
-# services/<package> directories: every one with a BUILD file is a service.
-service_packages() {
-  local build
-  for build in "${repo_root}"/services/*/BUILD; do
-    [[ -f "${build}" ]] && basename "$(dirname "${build}")"
-  done
+# Every service in the catalog (services/catalog.json, written by `make services`), a
+# line each: its package, name and image.
+catalog_services() {
+  python3 -c 'import json, sys
+for service in json.load(open(sys.argv[1]))["services"]:
+    print(service["package"], service["name"], service["image"])' "${repo_root}/services/catalog.json"
 }
 
-# The id of the image Pants built last for a target, from the docker-info file it writes.
 built_image_id() { # built_image_id DIST-DIR TARGET-NAME
   local info="${repo_root}/dist/$1/$2.docker-info.json"
   [[ -f "${info}" ]] || die "no ${info#"${repo_root}"/}: build the images first (make docker)"

@@ -15,18 +15,18 @@ mkdir -p "${out}"
 scratch="$(mktemp -d)"
 trap 'rm -rf "${scratch}"' EXIT
 
-sbom() { # sbom NAME IMAGE
+sbom() { # sbom NAME REPOSITORY IMAGE-ID
   local name="$1" packages
-  docker save "$2" -o "${scratch}/${name}.tar"
+  docker save "$3" -o "${scratch}/${name}.tar"
   # No update check: the build must not depend on anything but the package index.
   SYFT_CHECK_FOR_APP_UPDATE=false "${bin}/syft" --quiet "docker-archive:${scratch}/${name}.tar" \
-    --source-name "meridian/${name}" -o "spdx-json=${out}/${name}.spdx.json"
+    --source-name "$2" -o "spdx-json=${out}/${name}.spdx.json"
   rm -f "${scratch}/${name}.tar"
   packages="$(python3 -c 'import json, sys; print(len(json.load(open(sys.argv[1]))["packages"]))' "${out}/${name}.spdx.json")"
   say "${out#"${repo_root}"/}/${name}.spdx.json: ${packages} packages"
 }
 
-sbom base "$(base_image_id)"
-for package in $(service_packages); do
-  sbom "${package//_/-}" "$(image_id "${package}")"
-done
+sbom base meridian/base "$(base_image_id)"
+while read -r package name image; do
+  sbom "${name}" "${image}" "$(image_id "${package}")"
+done < <(catalog_services)

@@ -20,12 +20,13 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 target="${1:?usage: tools/images/tilt-build.sh services/<pkg>}"
 [[ -n "${EXPECTED_REF:-}" ]] || die "EXPECTED_REF is unset: Tilt's custom_build sets it to the image name to build"
 [[ -f "${repo_root}/${target}/BUILD" ]] || die "${target}/BUILD not found: expected services/<pkg>"
-pkg="$(basename "${target}")"
+image="$(catalog_services | awk -v pkg="$(basename "${target}")" '$1 == pkg { print $3 }')"
+[[ -n "${image}" ]] || die "${target} is not in services/catalog.json: run make services"
 cd "${repo_root}"
 
 use_engine
 tools/images/build.sh --no-lint --no-sbom "${target}:dev-image"
-docker tag "meridian/${pkg//_/-}:dev" "${EXPECTED_REF}"
+docker tag "${image}:dev" "${EXPECTED_REF}"
 
 # localhost:5000, 127.0.0.1:5000, kind-registry.localhost:5000: plain HTTP.
 is_loopback() { [[ "${1%%/*}" =~ ^(localhost|127\.[0-9.]+|\[::1\]|[^/]*\.localhost)(:[0-9]+)?$ ]]; }
