@@ -24,6 +24,11 @@ LOCAL_STACK = "deployments/local/processes.yaml"
 K8S_SERVICES = "deployments/k8s/base/services"
 LOCAL_DATABASES = "deployments/k8s/local/databases/kustomization.yaml"
 DEV_IMAGES = "deployments/k8s/generated/images-dev/kustomization.yaml"
+# The container port, for kustomize: each service's PORT setting (which the template's
+# replacements copy into its container and Service ports), and the port production's
+# NetworkPolicies admit.
+SERVICE_PORT_ENV = "deployments/k8s/base/service-template/port.env"
+POLICY_SERVICE_PORT = "deployments/k8s/components/production-policies/service-port.yaml"
 RELEASE_IMAGES = "deployments/k8s/generated/images-release/kustomization.yaml"
 # Local backing services' host ports; Kubernetes Services use the same numbers.
 DATABASE_PORT = 26257
@@ -253,6 +258,30 @@ def _images(catalog: Sequence[Declaration], tag: str, why: str) -> str:
     )
 
 
+def service_port_env() -> str:
+    return (
+        GENERATED_HEADER
+        + "# The port every service listens on in its container; service-template's\n"
+        + "# replacements copy it into the container port, the Service and the scrape port.\n"
+        + f"PORT={CONTAINER_PORT}\n"
+    )
+
+
+def policy_service_port() -> str:
+    return (
+        GENERATED_HEADER
+        + "# The services' container port, which allow-http-ingress admits (read by this\n"
+        + "# component's replacements, never applied).\n"
+        + "apiVersion: meridian.io/v1\n"
+        + "kind: ServicePort\n"
+        + "metadata:\n"
+        + "  name: service-port\n"
+        + "  annotations:\n"
+        + '    config.kubernetes.io/local-config: "true"\n'
+        + f"port: {CONTAINER_PORT}\n"
+    )
+
+
 def derived_files(catalog: Sequence[Declaration]) -> dict[str, str]:
     """Repository-relative path -> the content it must have."""
     files = {
@@ -260,6 +289,8 @@ def derived_files(catalog: Sequence[Declaration]) -> dict[str, str]:
         LOCAL_STACK: local_stack(catalog),
         f"{K8S_SERVICES}/kustomization.yaml": k8s_services(catalog),
         LOCAL_DATABASES: local_databases(catalog),
+        SERVICE_PORT_ENV: service_port_env(),
+        POLICY_SERVICE_PORT: policy_service_port(),
         DEV_IMAGES: _images(
             catalog, "dev", "# Local clusters run each service's dev image (Tilt builds it).\n"
         ),

@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping
 from typing import TypeVar
 from urllib.parse import urlsplit
 
+from meridian_chassis.declaration import CONTAINER_PORT
 from meridian_chassis.redaction import mask_url, url_secrets
 from meridian_chassis.transport import TransportSecurity, read_transport_security
 
@@ -282,7 +283,7 @@ def load_settings(environ: Mapping[str, str], needs: frozenset[str] = frozenset(
     reader.problems.extend(file_problems)
     settings = Settings(
         host=reader.read("HOST", str, "an interface address such as 0.0.0.0", ALL_INTERFACES),
-        port=reader.read("PORT", _port, "an integer from 1 to 65535", 8080),
+        port=reader.read("PORT", _port, "an integer from 1 to 65535", CONTAINER_PORT),
         log_level=reader.read("LOG_LEVEL", _log_level, "one of " + ", ".join(LOG_LEVELS), "INFO"),
         database_url=reader.read(
             "DATABASE_URL",

@@ -3,6 +3,7 @@ from pathlib import Path
 import pytest
 
 from meridian_chassis.config import ConfigError, HttpLimits, load_settings
+from meridian_chassis.declaration import CONTAINER_PORT
 from meridian_testing.tls import make_ca
 
 ALL = frozenset({"database", "redis", "kafka"})
@@ -23,7 +24,7 @@ def test_defaults_when_nothing_is_required() -> None:
         max_header_bytes=16384,
         max_body_bytes=1048576,
     )
-    assert settings.port == 8080
+    assert settings.port == CONTAINER_PORT
     assert settings.log_level == "INFO"
     assert settings.database_url is None
     assert settings.kafka_bootstrap_servers == ()
