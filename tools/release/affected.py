@@ -32,8 +32,11 @@ GLOBAL_INPUTS = (
     "tools/bootstrap/*",
     "tools/prerequisites.sh",
     "tools/prerequisites/*",
-    "deployments/docker/base/packages.*",
-    "3rdparty/*",
+    # The services' resolve, and the locks ./pants installs uv, Pants and pex from. The
+    # other tool locks (3rdparty/tools) are files their readers depend on, and the base
+    # image's package lists are its dependencies, so a change there reaches every image.
+    "3rdparty/python/*",
+    "3rdparty/pants/*",
 )
 EVERYTHING = ("::",)
 
