@@ -261,6 +261,21 @@ def install(
     remove_stale_installs(cache_root, keep={layout.install_dir.name, uv_dir.name})
 
 
+def unusable(layout: Layout) -> str | None:
+    """Why the install cannot run, or None. A virtualenv links to the Python that made it:
+    an install restored from a cache (CI's) or copied from another machine can name one
+    that is not here, and then only a new install helps."""
+    if not layout.ready.exists():
+        return f"no finished install in {layout.install_dir}"
+    interpreter = layout.venv / "bin/python"
+    if not interpreter.exists():
+        return (
+            f"{interpreter} links to {os.path.realpath(interpreter)}, which is not here "
+            "(an install made elsewhere); installing again"
+        )
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--install-dir", type=Path, required=True)
@@ -278,9 +293,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = RcSettings(
             args.stamp, args.ca_bundle, find(SERVICES, env), wants_pantsd(args.command, os.environ)
         )
-        if layout.ready.exists():
+        broken = unusable(layout)
+        if broken is None:
             write_pants_rc(layout, settings)
         else:
+            print(f"pants bootstrap: {broken}", file=sys.stderr)
             install(layout, sys.executable, args.install_dir.parent, env, settings)
     except (BootstrapError, PythonNotFoundError, OSError, subprocess.CalledProcessError) as error:
         print(f"pants bootstrap: {error}", file=sys.stderr)

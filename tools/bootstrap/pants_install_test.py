@@ -2,17 +2,19 @@
 protoc's repackaging."""
 
 import stat
+import sys
 import zipfile
 from pathlib import Path
 
 import pytest
 
-from tools.bootstrap.layout import PEX_VERSION, PROTOC_DISTRIBUTION, PROTOC_VERSION
+from tools.bootstrap.layout import PEX_VERSION, PROTOC_DISTRIBUTION, PROTOC_VERSION, Layout
 from tools.bootstrap.pants_install import (
     BootstrapError,
     package_protoc,
     pip_command,
     requirement_block,
+    unusable,
 )
 
 LOCK = Path("3rdparty/pants/requirements.txt")
@@ -81,3 +83,17 @@ def test_a_python_that_cannot_make_a_pip_venv_is_reported_with_its_own_error(
     python.chmod(0o755)
     with pytest.raises(BootstrapError, match="(?s)-m venv .*failed.*apt install python3-venv"):
         pip_command(str(python), tmp_path)
+
+
+def test_an_install_whose_python_is_gone_is_made_again(tmp_path: Path) -> None:
+    layout = Layout(tmp_path, tmp_path / "install")
+    assert unusable(layout) is not None  # nothing installed yet
+    (layout.venv / "bin").mkdir(parents=True)
+    layout.ready.touch()
+    (layout.venv / "bin/python").symlink_to(tmp_path / "elsewhere/python3.9")
+    reason = unusable(layout)
+    assert reason is not None
+    assert "elsewhere/python3.9, which is not here" in reason
+    (layout.venv / "bin/python").unlink()
+    (layout.venv / "bin/python").symlink_to(sys.executable)
+    assert unusable(layout) is None
