@@ -4,7 +4,7 @@
 #   pants/requirements.in -> pants/requirements.txt Pants' bootstrap (+ pants/overrides.txt)
 #   tools/pre-commit.in   -> tools/pre-commit.txt   the git hook runner
 #   tools/audit.in        -> tools/audit.txt        pip-audit for .github/workflows/audit.yml
-#   ../tools/remote-cache/requirements.in -> requirements.txt  BuildGrid for make ci-cache-demo
+#   ../bench/cache_demo/server/requirements.in -> requirements.txt  BuildGrid for make ci-cache-demo
 #   tools/gitleaks.in     -> tools/gitleaks.txt     gitleaks for `make secrets` (ci.yml's secrets job)
 #   tools/ci-rehearsal.in -> tools/ci-rehearsal.txt act for `make ci-rehearsal`
 # The services' own resolve is Pants': make lock.
@@ -47,6 +47,6 @@ compile pants requirements.in requirements.txt --python-version 3.9 \
   --override overrides.txt --no-emit-package ujson
 compile tools pre-commit.in pre-commit.txt --python-version 3.11
 compile tools audit.in audit.txt --python-version 3.11
-compile ../tools/remote-cache requirements.in requirements.txt --python-version 3.11
+compile ../bench/cache_demo/server requirements.in requirements.txt --python-version 3.11
 compile tools gitleaks.in gitleaks.txt --python-version 3.11
 compile tools ci-rehearsal.in ci-rehearsal.txt --python-version 3.11

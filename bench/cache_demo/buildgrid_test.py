@@ -15,7 +15,7 @@ from bench.cache_demo.buildgrid import (
 )
 from bench.cache_demo.errors import DemoError
 
-CONFIG = Path("tools/remote-cache/buildgrid.conf")
+CONFIG = Path("bench/cache_demo/server/buildgrid.conf")
 
 
 def test_the_server_config_reads_the_port_and_storage_the_demo_exports() -> None:

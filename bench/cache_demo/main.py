@@ -18,7 +18,7 @@ from bench.cache_demo.report import CacheReport, RunOutput, parse_run
 from bench.cache_demo.settings import DemoSettings
 from bench.cache_demo.suite import SuiteRun, run_suite
 
-SERVER_DIR = Path("tools/remote-cache")
+SERVER_DIR = Path("bench/cache_demo/server")
 
 
 def git(repo: Path, *args: str) -> str:

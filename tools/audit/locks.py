@@ -56,7 +56,7 @@ LOCKS = (
         "3.11.2",
     ),
     Lock(
-        Path("tools/remote-cache/requirements.txt"),
+        Path("bench/cache_demo/server/requirements.txt"),
         "remote cache demo",
         "make tool-locks",
         "3.11.2",

@@ -37,6 +37,7 @@ def test_every_lock_in_the_repository_is_listed_and_readable() -> None:
         *Path("3rdparty").rglob("*.lock"),
         *(source.with_suffix(".txt") for source in Path("3rdparty").rglob("*.in")),
         *Path("tools").glob("*/requirements.txt"),
+        *Path("bench").rglob("requirements.txt"),
     }
     assert found == locks
     for lock in LOCKS:
