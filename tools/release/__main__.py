@@ -91,6 +91,14 @@ def cmd_coverage(_args: argparse.Namespace) -> None:
             "a change to the files above would affect nothing: add them to GLOBAL_INPUTS in "
             "tools/release/affected.py or declare what reads them as a dependent"
         )
+    for image in found.images_off_pipeline:
+        print(f"  {image} does not depend on {coverage.IMAGE_PIPELINE}")
+    if found.images_off_pipeline:
+        raise ReleaseError(
+            "a change to the image scripts would not rebuild the images above: make them "
+            f"depend on {coverage.IMAGE_PIPELINE} (the base image does; service images start "
+            "from it)"
+        )
     for path, module in found.on_instruments:
         print(f"  {path} imports {module}")
     if found.on_instruments:

@@ -13,6 +13,10 @@ which tools/images/build.sh runs. So every tracked file must be one of
 What is left is listed and fails the check: make it a global input, or declare what
 reads it as a dependent in its BUILD file.
 
+Every image must reach the image pipeline (tools/images:pipeline, the scripts that build
+and check images outside Pants) through its dependencies, so that a change to one of
+those scripts rebuilds every image.
+
 It also keeps the instruments apart from the product: benchmarks and demos live under
 bench/ and may import anything, but no Python file outside bench/ may import from it
 (a product module using a benchmark, or a test leaning on one).
@@ -35,6 +39,8 @@ from tools.release.process import run
 SEEN_BY_ITSELF = frozenset(
     {"python_test", "python_tests", "python_test_utils", "docker_image", "pex_binary"}
 )
+# What builds and checks every image outside Pants: each docker_image must reach it.
+IMAGE_PIPELINE = "tools/images:pipeline"
 # Benchmarks and demos (the `bench` package): nothing outside it may import from it.
 INSTRUMENTS = "bench"
 
@@ -47,6 +53,8 @@ class Coverage:
     missed: tuple[tuple[str, str], ...]  # (file, its owners)
     # (file outside bench/, the bench module it imports)
     on_instruments: tuple[tuple[str, str], ...] = ()
+    # docker_image targets whose dependencies do not reach IMAGE_PIPELINE
+    images_off_pipeline: tuple[str, ...] = ()
 
 
 def classify(
@@ -91,7 +99,32 @@ def classify(
             owned.append(path)
         else:
             missed.append((path, ", ".join(sorted(found))))
-    return Coverage(tuple(global_files), tuple(unowned), tuple(owned), tuple(missed))
+    return Coverage(
+        tuple(global_files),
+        tuple(unowned),
+        tuple(owned),
+        tuple(missed),
+        images_off_pipeline=tuple(images_not_reaching(targets, IMAGE_PIPELINE)),
+    )
+
+
+def images_not_reaching(targets: Iterable[Mapping[str, Any]], required: str) -> list[str]:
+    """The docker_image targets from which no chain of dependencies leads to required."""
+    targets = list(targets)
+    edges = {str(t["address"]): [str(d) for d in t.get("dependencies") or []] for t in targets}
+    missing = []
+    for target in targets:
+        if target.get("target_type") != "docker_image":
+            continue
+        seen, todo = set(), [str(target["address"])]
+        while todo and required not in seen:
+            address = todo.pop()
+            if address not in seen:
+                seen.add(address)
+                todo += edges.get(address, [])
+        if required not in seen:
+            missing.append(str(target["address"]))
+    return sorted(missing)
 
 
 def instrument_imports(sources: Mapping[str, str]) -> list[tuple[str, str]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tools.release.coverage import classify, instrument_imports
+from tools.release.coverage import classify, images_not_reaching, instrument_imports
 
 
 def target(
@@ -117,3 +117,26 @@ def test_nothing_outside_bench_may_import_from_it() -> None:
         ("services/a/relay_test.py", "bench.load.relay"),
         ("tools/release/e2e.py", "bench.load.main"),
     ]
+
+
+def test_every_image_reaches_the_image_pipeline() -> None:
+    chain = [
+        target("tools/images:pipeline", "target", [], ["tools/images/build.sh:shell"]),
+        target("base:base", "docker_image", ["base/Dockerfile"], ["tools/images:pipeline"]),
+        target("services/a:runtime", "docker_image", [], ["base:base"]),
+        target("services/a:image", "docker_image", [], ["services/a:runtime"]),
+    ]
+    assert images_not_reaching(chain, "tools/images:pipeline") == []
+    # The base image without the pipeline: no image is rebuilt when a script changes.
+    chain[1] = target("base:base", "docker_image", ["base/Dockerfile"], [])
+    assert images_not_reaching(chain, "tools/images:pipeline") == [
+        "base:base",
+        "services/a:image",
+        "services/a:runtime",
+    ]
+    # classify reports the real pipeline's reach the same way.
+    assert classify(chain, [], GLOBAL).images_off_pipeline == (
+        "base:base",
+        "services/a:image",
+        "services/a:runtime",
+    )
