@@ -51,7 +51,7 @@ docker: bootstrap ## Build every service image (Docker + BuildKit; MERIDIAN_ENGI
 	tools/images/build.sh
 
 .PHONY: test-images
-test-images: ## Run each image: health, injected /version SHA, no commit metadata, uid 65532, no shell, Tilt's push
+test-images: ## Run each image: health, injected /version SHA, no commit metadata, uid 65532, no shell, Tilt's push; two builds in empty stores give one digest
 	tools/images/test.sh
 
 .PHONY: bench-images

@@ -599,6 +599,24 @@ def test_the_lint_job_runs_what_make_lint_runs() -> None:
         assert command in lint, f"ci.yml's lint job must run {command}, as make lint does"
 
 
+def test_a_second_runner_rebuilds_the_images_and_compares_digests() -> None:
+    """Reproducible images: the build job records each image id and manifest digest; a
+    later job on another runner (an empty image store, no remote cache) builds the same
+    targets and fails on any difference; the required `ci` check waits for it."""
+    ci_jobs = jobs(CI)
+    build, again = ci_jobs["build"], ci_jobs["reproducible"]
+    assert "python3 -m tools.images.repro record" in job_text(build)
+    assert again["needs"] == "build"
+    text = job_text(again)
+    assert "tools/images/build.sh --no-lint --no-sbom" in text
+    assert "${{ needs.build.outputs.image-targets }}" in text
+    assert "python3 -m tools.images.repro compare" in text
+    setup = [s for s in again["steps"] if s.get("uses") == "./.github/actions/setup-pants"]
+    assert setup, "the rebuild needs Pants"
+    assert "with" not in setup[0], "no remote cache: nothing comes from the build job's results"
+    assert "reproducible" in ci_jobs["ci"]["needs"]
+
+
 def test_nothing_is_pushed_before_the_tests_pass() -> None:
     needs = jobs(CI)["publish"]["needs"]
     assert {"build", "lint", "test", "e2e"} <= set(needs)

@@ -1,6 +1,10 @@
 """The `docker` that Pants runs (tools/images/bin/docker, through
 [docker].executable_search_paths in pants.toml): the real docker CLI, except for builds.
 
+- Every image a build makes is rewritten without the build's time (normalise.py): its
+  id, and the manifest a registry gets, then depend on its content alone, on every
+  engine. BuildKit builds also get SOURCE_DATE_EPOCH, which BuildKit 0.11 and newer use
+  for the same timestamps. Pants reads the normalised image's id.
 - With a daemon that has no networking (MERIDIAN_BUILD_NETWORK=none, set by engine.py for
   the Docker daemon it starts), builds run with --network none: no RUN step of Meridian's
   Dockerfiles needs a network.
@@ -18,7 +22,8 @@
   context files -> image id) and answered from that record while its tags still name
   the image: Pants repeats the previous build of every image at the start of a run.
 
-Standard library only: it runs before anything is installed.
+Standard library only: it runs before anything is installed. bin/docker runs it as
+`python3 -m tools.images.dockerwrap` with the repository on PYTHONPATH.
 """
 
 from __future__ import annotations
@@ -33,6 +38,8 @@ import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+
+from tools.images import normalise
 
 WRAPPER_DIR = Path(__file__).resolve().parent / "bin"
 # Environment that changes between identical builds.
@@ -123,13 +130,66 @@ def still_built(real: str, image: str, args: Sequence[str]) -> bool:
     return True
 
 
+def with_source_date_epoch(args: Sequence[str]) -> list[str]:
+    """A BuildKit build's arguments with SOURCE_DATE_EPOCH, the time its image names."""
+    return [args[0], "--build-arg", f"SOURCE_DATE_EPOCH={normalise.SOURCE_DATE_EPOCH}", *args[1:]]
+
+
+def normalised(real: str, image: str, args: Sequence[str]) -> str:
+    """The id of the built image rewritten without the build's time (normalise.py)."""
+    started = time.monotonic()
+    try:
+        rewrite = normalise.normalise_image(real, image, build_tags(args), os.environ)
+    except normalise.NormaliseError as error:
+        raise SystemExit(
+            f"docker (tools/images/bin): the image {image} was built, but could not be "
+            f"rewritten without its build time: {error}"
+        ) from None
+    # Shown by `./pants --docker-build-verbose package ...`.
+    print(
+        f"#0 normalised {rewrite.before} -> {rewrite.after} "
+        f"in {time.monotonic() - started:.2f} s",
+        file=sys.stderr,
+    )
+    return rewrite.after
+
+
 def buildkit_build(real: str, args: Sequence[str]) -> int:
     with tempfile.TemporaryDirectory() as scratch:
         iidfile = Path(scratch) / "iid"
-        status = subprocess.run([real, "build", "--iidfile", str(iidfile), *args[1:]], check=False)
-        if status.returncode == 0:
-            print(f"#0 writing image {iidfile.read_text().strip()} done", file=sys.stderr)
-        return status.returncode
+        build_args = with_source_date_epoch(args)
+        status = subprocess.run(
+            [real, "build", "--iidfile", str(iidfile), *build_args[1:]], check=False
+        )
+        if status.returncode != 0:
+            return status.returncode
+        built = iidfile.read_text().strip()
+    image = normalised(real, built, args)
+    if image != built:
+        # BuildKit keeps its cache apart from the images: the engine's own version of
+        # this one is of no further use (--no-prune: its parents stay).
+        subprocess.run([real, "image", "rm", "--no-prune", built], capture_output=True, check=False)
+    print(f"#0 writing image {image} done", file=sys.stderr)
+    return 0
+
+
+def with_normalised_id(real: str, stdout: str, args: Sequence[str]) -> str:
+    """A classic build's output, its last line naming the normalised image. The engine's
+    own image stays: the classic builder and Podman find their cache through it."""
+    built = BUILT.findall(stdout)
+    if not built:
+        raise SystemExit("docker (tools/images/bin): the build printed no image id")
+    image = normalised(real, built[-1], args)
+    return f"{stdout}Successfully built {image.removeprefix('sha256:')}\n"
+
+
+def classic_build(real: str, args: Sequence[str]) -> int:
+    build = subprocess.run([real, *args], stdout=subprocess.PIPE, text=True, check=False)
+    if build.returncode != 0:
+        sys.stdout.write(build.stdout)
+        return build.returncode
+    sys.stdout.write(with_normalised_id(real, build.stdout, args))
+    return 0
 
 
 def detached_build(real: str, args: Sequence[str], memo: Path | None, key: str) -> int:
@@ -143,8 +203,10 @@ def detached_build(real: str, args: Sequence[str], memo: Path | None, key: str) 
     )
     status = build.wait()
     stdout = (output / "stdout").read_text(errors="replace")
-    sys.stdout.write(stdout)
     sys.stderr.write((output / "stderr").read_text(errors="replace"))
+    if status == 0:
+        stdout = with_normalised_id(real, stdout, args)
+    sys.stdout.write(stdout)
     built = BUILT.findall(stdout)
     if status == 0 and memo is not None and built:
         memo.mkdir(parents=True, exist_ok=True)
@@ -170,7 +232,7 @@ def main(argv: Sequence[str]) -> int:
     if env.get("DOCKER_BUILDKIT") == "1":
         return buildkit_build(real, args)
     if env.get("MERIDIAN_ENGINE") != "podman" or not shutil.which("setsid"):
-        os.execv(real, [real, *args])  # noqa: S606
+        return classic_build(real, args)
     memo, key = None, ""
     host = env.get("DOCKER_HOST", "")
     if host.startswith("unix://") and host.endswith("/podman.sock"):

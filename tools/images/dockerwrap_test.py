@@ -60,3 +60,13 @@ def test_the_wrapper_is_never_the_real_cli(tmp_path: Path) -> None:
     path = os.pathsep.join([str(dockerwrap.WRAPPER_DIR), str(tmp_path)])
     assert dockerwrap.real_cli({"PATH": path}) == str(real)
     assert dockerwrap.real_cli({"PATH": path, "MERIDIAN_DOCKER_CLI": "/x/docker"}) == "/x/docker"
+
+
+def test_buildkit_builds_name_the_epoch() -> None:
+    args = dockerwrap.with_source_date_epoch(["build", "--tag", "x:1", "ctx"])
+    assert args == ["build", "--build-arg", "SOURCE_DATE_EPOCH=0", "--tag", "x:1", "ctx"]
+
+
+def test_a_classic_build_without_an_image_id_fails_by_name() -> None:
+    with pytest.raises(SystemExit, match="the build printed no image id"):
+        dockerwrap.with_normalised_id("/nonexistent/docker", "Step 1/2 : FROM scratch\n", [])

@@ -1,6 +1,7 @@
 """`make test-images`: checks every service image Pants built last (make docker first).
 
-  tools/images/test.sh [--no-tilt-push] [PACKAGE...]     default: every services/<package>
+  tools/images/test.sh [--no-tilt-push] [--no-repro] [PACKAGE...]
+                                                   default: every services/<package>
 
 test.sh points the docker CLI at the engine (engine.sh) and exports this tree's build
 metadata (tools/image-tags.sh --env), then runs this. For each image:
@@ -9,7 +10,8 @@ metadata (tools/image-tags.sh --env), then runs this. For each image:
     which adds the layers' tar headers)
   - metadata: user 65532:65532, its container port, exec-form entry point, OCI labels, and
     nothing of the commit (no revision, version or date in labels or
-    /etc/meridian/build.json): the same inputs give the same image on every commit
+    /etc/meridian/build.json): the same inputs give the same image on every commit;
+    the configuration's `created` and history at the epoch (tools/images/normalise.py)
   - runs as Kubernetes runs it: read-only root, tmpfs /tmp, all capabilities dropped, no
     privilege escalation; backing services configured but unreachable; the build
     revision and version injected as a deployment does (MERIDIAN_BUILD_* variables)
@@ -26,6 +28,9 @@ and for each dev image (:dev-image, what Tilt deploys), live update as Tilt does
 and Tilt's build command (tools/images/tilt-build.sh) against a plain-HTTP registry on
 localhost (Debian's docker-registry), as a cluster's local registry is: one push, of
 Tilt's tag only (--no-tilt-push skips it).
+Last, reproducibility (--no-repro skips it): the first PACKAGE's image built twice, each
+time into an empty image store of a private engine like the one in use, at different
+times, must give the same image ids and manifest digests (tools/images/repro.py).
 """
 
 from __future__ import annotations
@@ -47,7 +52,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from tools.images import imagestats
+from tools.images import imagestats, normalise
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # Every service's name, image, needs and container port (written by `make services`).
@@ -159,6 +164,18 @@ def files_size(image: str) -> int:
     return sum(files.values())
 
 
+def build_times(image: str) -> list[str]:
+    """The image configuration's `created` and each history entry's, from its `docker
+    save` archive (inspect shows only the first)."""
+    with tempfile.TemporaryDirectory() as scratch:
+        archive = Path(scratch) / "image.tar"
+        docker("save", "-o", str(archive), image, check=True)
+        with tarfile.open(archive) as saved:
+            (entry,) = json.loads(normalise.read_member(saved, "manifest.json"))
+            config = json.loads(normalise.read_member(saved, entry["Config"]))
+    return [config.get("created", ""), *(h.get("created", "") for h in config.get("history", []))]
+
+
 def http(url: str) -> tuple[int, bytes]:
     try:
         with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 # loopback
@@ -258,6 +275,8 @@ class Images:
         check.equals(
             "no label names the commit (revision, version, created)", commit_labels, ["", "", ""]
         )
+        times = sorted(set(build_times(image)))
+        check.equals(f"created and its history at {normalise.EPOCH}", times, [normalise.EPOCH])
 
         injected = [a for name in BUILD_METADATA for a in ("-e", f"{name}={self.env[name]}")]
         container, base = self.start(image, *injected)
@@ -444,8 +463,13 @@ def main(argv: Sequence[str]) -> int:
     if args[:1] in (["-h"], ["--help"]):
         print(__doc__)
         return 0
-    tilt_push = args[:1] != ["--no-tilt-push"]
-    packages = args[1:] if not tilt_push else args
+    flags = [argument for argument in args if argument.startswith("-")]
+    unknown = sorted(set(flags) - {"--no-tilt-push", "--no-repro"})
+    if unknown:
+        print(f"test: unknown option {unknown[0]} (try --help)", file=sys.stderr)
+        return 2
+    tilt_push, reproducible = "--no-tilt-push" not in flags, "--no-repro" not in flags
+    packages = [argument for argument in args if not argument.startswith("-")]
     packages = packages or service_packages()
     for package in packages:
         if not (REPO_ROOT / f"services/{package}/BUILD").is_file():
@@ -468,6 +492,16 @@ def main(argv: Sequence[str]) -> int:
             images.tilt_push(packages[0])
     finally:
         images.remove_containers()
+    if reproducible:
+        # Its own program: it builds with Pants against engines of its own.
+        target = f"services/{packages[0]}:image"
+        print(f"two builds of {target} in two empty image stores (tools/images/repro.py)")
+        built = subprocess.run(
+            [sys.executable, "-m", "tools.images.repro", "check", target],
+            cwd=REPO_ROOT,
+            check=False,
+        )
+        checks("the same image ids and manifest digests", built.returncode == 0)
     if checks.failures:
         print(f"test: {checks.failures} check(s) failed", file=sys.stderr)
         return 1

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make test-images`: checks every service image Pants built last (make docker first).
 #
-#   tools/images/test.sh [--no-tilt-push] [PACKAGE...]     default: every services/<package>
+#   tools/images/test.sh [--no-tilt-push] [--no-repro] [PACKAGE...]   default: every services/<package>
 #
 # Points the docker CLI at the engine, exports this tree's build metadata (what a
 # deployment injects and /version must show), then runs the checks:
