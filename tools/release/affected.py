@@ -38,6 +38,9 @@ GLOBAL_INPUTS = (
     "3rdparty/python/*",
     "3rdparty/pants/*",
 )
+# A test is read by its own run only, wherever it lives (tools/bootstrap's tests too): a
+# change to one runs that test, not everything.
+TEST_FILES = ("*_test.py", "test_*.py")
 EVERYTHING = ("::",)
 
 PantsRunner = Callable[[list[str]], str]
@@ -87,6 +90,8 @@ def changed_files(repo: Path, base: str) -> list[str]:
 
 
 def is_global(path: str, patterns: Iterable[str] = GLOBAL_INPUTS) -> bool:
+    if any(fnmatch.fnmatchcase(path.rpartition("/")[2], name) for name in TEST_FILES):
+        return False
     return any(fnmatch.fnmatchcase(path, pattern) for pattern in patterns)
 
 
