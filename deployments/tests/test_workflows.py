@@ -617,6 +617,19 @@ def test_a_second_runner_rebuilds_the_images_and_compares_digests() -> None:
     assert "reproducible" in ci_jobs["ci"]["needs"]
 
 
+def test_e2e_sends_a_request_through_each_affected_service() -> None:
+    """Available Deployments are not enough: after the wait, each affected service answers
+    /health/ready and /version through its Service (tools/release/e2e.py)."""
+    steps = jobs(CI)["e2e"]["steps"]
+    names = [str(step.get("name")) for step in steps]
+    wait = names.index("Wait until every Deployment is Available")
+    (check,) = (i for i, s in enumerate(steps) if "tools.release e2e-check" in str(s.get("run")))
+    assert check > wait
+    run = " ".join(steps[check]["run"].replace("\\\n", " ").split())
+    assert "--namespace meridian-dev" in run
+    assert "images/services.list" in run
+
+
 def test_nothing_is_pushed_before_the_tests_pass() -> None:
     needs = jobs(CI)["publish"]["needs"]
     assert {"build", "lint", "test", "e2e"} <= set(needs)

@@ -22,7 +22,7 @@ from tools.release import (
 )
 from tools.release.errors import ReleaseError
 from tools.release.github import GitHub
-from tools.release.kube import Kubectl
+from tools.release.kube import Deadline, Kubectl
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -207,6 +207,15 @@ def cmd_e2e(args: argparse.Namespace) -> None:
     e2e.write(REPO, Path(args.out), args.services.split(), affected.all_services(REPO), args.tag)
 
 
+def cmd_e2e_check(args: argparse.Namespace) -> None:
+    deadline = Deadline(args.timeout, "e2e-check")
+    problems = e2e.check_services(
+        Kubectl(args.kubectl), args.namespace, args.services.split(), deadline
+    )
+    if problems:
+        raise ReleaseError("; ".join(problems))
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="python3 -m tools.release", description=__doc__)
     commands = top.add_subparsers(dest="command", required=True)
@@ -325,6 +334,15 @@ def _release_commands(commands: Any) -> None:
     cluster.add_argument("--tag", required=True, help="tag of the images CI built")
     cluster.add_argument("--out", required=True, help="directory to write kustomization.yaml into")
     cluster.set_defaults(run=cmd_e2e)
+
+    answers = commands.add_parser(
+        "e2e-check", help="a real request through each service of the e2e cluster"
+    )
+    answers.add_argument("--namespace", required=True, help="where the services run")
+    answers.add_argument("--services", required=True, help="space-separated services to ask")
+    answers.add_argument("--timeout", type=_seconds, default=120.0, help="seconds in all")
+    answers.add_argument("--kubectl", default="kubectl", help="the kubectl to use")
+    answers.set_defaults(run=cmd_e2e_check)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

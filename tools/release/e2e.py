@@ -1,7 +1,8 @@
-"""The e2e cluster's kustomization: the dev overlay (services plus local backing
+"""The e2e cluster: its kustomization, the dev overlay (services plus local backing
 services) running the images CI built for the affected services, configured as they
 ship, with the other services left out (no services: the backing services alone, which
-start while the images build)."""
+start while the images build); and the check that each of those services answers a
+real request through its Service once the Deployments are Available."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from tools.release.errors import ReleaseError
+from tools.release.kube import Deadline, Kubectl, fetch_version
 
 OVERLAY = Path("deployments/k8s/overlays/dev")
 _SHIPPING_CONTAINER = [
@@ -71,3 +73,36 @@ def write(
     directory.mkdir(parents=True, exist_ok=True)
     body = kustomization(repo, directory, services, all_services, tag)
     (directory / "kustomization.yaml").write_text(json.dumps(body, indent=2) + "\n")
+
+
+def check_services(
+    kubectl: Kubectl, namespace: str, services: list[str], deadline: Deadline
+) -> list[str]:
+    """Each service, through its Service and the API server's port-forward, as a client
+    reaches it: /health/ready answers 200 (its database, Redis and Kafka reached from
+    the pod) and /version names the service. What failed, one line per service."""
+    wanted = [
+        {"kind": "Service", "apiVersion": "v1", "metadata": {"namespace": namespace, "name": name}}
+        for name in services
+    ]
+    found = {item["metadata"]["name"]: item for item in kubectl.live(wanted, deadline)}
+    problems = []
+    for name in services:
+        service = found.get(name)
+        if service is None:
+            problems.append(f"{namespace}/{name}: no Service {name}")
+            continue
+        port = int(service["spec"]["ports"][0]["port"])
+        try:
+            with kubectl.port_forward(namespace, name, port, deadline) as local_port:
+                body, error = fetch_version(local_port, timeout=min(10, deadline.left()))
+        except ReleaseError as failed:
+            problems.append(f"{namespace}/{name}: {failed}")
+            continue
+        if error is not None:
+            problems.append(f"{namespace}/{name}: {error}")
+        elif not isinstance(body, dict) or body.get("name") != name:
+            problems.append(f"{namespace}/{name}: /version names {body!r:.120}, not {name}")
+        else:
+            print(f"e2e: {namespace}/{name}: /health/ready 200, /version names {name}")
+    return problems

@@ -10,9 +10,10 @@ from typing import Any
 import pytest
 import yaml
 
-from tools.release import e2e
+from tools.release import e2e, standin_cluster
 from tools.release.affected import all_services
 from tools.release.errors import ReleaseError
+from tools.release.kube import Deadline, Kubectl
 
 REPO = Path.cwd()
 
@@ -62,3 +63,41 @@ def test_no_services_is_the_backing_services_alone(tmp_path: Path) -> None:
 def test_unknown_service_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ReleaseError, match=r"--services names \['ledger'\]"):
         e2e.write(REPO, tmp_path, ["ledger"], all_services(REPO), "ci")
+
+
+def test_each_service_answers_through_its_service(tmp_path: Path) -> None:
+    """Against the kubectl stand-in's cluster after a real deploy: port-forward to each
+    Service, /health/ready and /version as a client gets them."""
+    cluster, _ = standin_cluster.first_release(tmp_path)
+    cluster.behave()  # forgets the deploy's own calls
+    kubectl = Kubectl(str(cluster.kubectl))
+    services = list(standin_cluster.SERVICES)
+    deadline = Deadline(60, "e2e-check")
+    assert e2e.check_services(kubectl, standin_cluster.NAMESPACE, services, deadline) == []
+    forwarded = [call[-2] for call in cluster.calls("port-forward")]
+    assert forwarded == [f"service/{name}" for name in services]
+
+
+def test_a_service_that_does_not_answer_is_named(tmp_path: Path) -> None:
+    cluster, _ = standin_cluster.first_release(tmp_path)
+    namespace = standin_cluster.NAMESPACE
+    # A Service with no pods behind it (no Deployment), and one that does not exist.
+    cluster.add_object(
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "gamma", "namespace": namespace},
+            "spec": {"ports": [{"port": 8000}]},
+        }
+    )
+    problems = e2e.check_services(
+        Kubectl(str(cluster.kubectl)),
+        namespace,
+        ["alpha", "gamma", "delta"],
+        Deadline(60, "e2e-check"),
+    )
+    assert len(problems) == 2
+    assert problems[0].startswith(
+        f"{namespace}/gamma: port-forward to {namespace}/gamma did not start"
+    )
+    assert problems[1] == f"{namespace}/delta: no Service delta"
