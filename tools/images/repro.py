@@ -95,6 +95,13 @@ def push_digest(image: str, repository: str, port: int, env: Mapping[str, str]) 
     engine that holds it (Podman's CLI for Podman, told the registry is plain HTTP)."""
     reference = f"localhost:{port}/{repository}:repro"
     run(["docker", "tag", image, reference], env, f"docker tag {image}")
+    try:
+        return pushed_digest(reference, env)
+    finally:  # the registry goes with this run: so does its name for the image
+        run(["docker", "image", "rm", reference], env, f"docker image rm {reference}")
+
+
+def pushed_digest(reference: str, env: Mapping[str, str]) -> str:
     if env.get("MERIDIAN_ENGINE") == "podman":
         with tempfile.TemporaryDirectory() as scratch:
             digest_file = Path(scratch) / "digest"
