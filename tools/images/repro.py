@@ -286,6 +286,12 @@ def check(targets: Sequence[str]) -> int:
             "first (make docker)"
         )
     kind = "podman" if os.environ.get("MERIDIAN_ENGINE") == "podman" else "docker"
+    if kind == "docker" and os.geteuid() != 0:
+        raise ReproError(
+            "two empty image stores need a private Docker daemon, which only root can start "
+            "here: run as root, or with MERIDIAN_ENGINE=podman (any user), or leave this "
+            "check out with tools/images/test.sh --no-repro"
+        )
     first, first_seconds = build_in_empty_store(kind, targets, "first")
     second, second_seconds = build_in_empty_store(kind, targets, "second")
     print_table(first, second)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -87,3 +88,11 @@ def test_a_service_image_is_built_with_its_bases() -> None:
         "services/a:image",
         "services/b:dev-image",
     ]
+
+
+def test_without_root_a_docker_check_says_what_to_do(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MERIDIAN_ENGINE", "docker")
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(repro, "ROOTFS", Path(__file__))  # as after make docker
+    with pytest.raises(repro.ReproError, match="only root can start here: run as root, or with"):
+        repro.check(["services/a:image"])
