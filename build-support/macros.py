@@ -145,6 +145,7 @@ def _service_image(package, service):
 
     def build_stage_args(target):
         return [
+            f"CONTAINER_PORT={_catalog()['container_port']}",
             f"DEPS_PEX={dist_dir}/image-deps.pex",
             # Where Pants writes this target's copy of the Dockerfile.
             f"SERVICE_DOCKERFILE={directory}/Dockerfile.{target}",
