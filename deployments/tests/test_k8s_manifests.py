@@ -28,7 +28,7 @@ import yaml
 
 from meridian_catalog.catalog import load_catalog
 from meridian_chassis.config import ConfigError, Settings, load_settings
-from meridian_chassis.declaration import CONTAINER_PORT
+from meridian_chassis.declaration import BACKING_SERVICES, CONTAINER_PORT
 from meridian_testing.tls import make_ca
 from tools.release import prune
 
@@ -45,7 +45,7 @@ LONG_RUNNING_KINDS = {"Deployment", "StatefulSet", "DaemonSet"}
 WRITABLE_ROOT_OVERLAYS = {"dev"}
 # In policy-exceptions.yaml, stands for the name of every Meridian service.
 SERVICE_PLACEHOLDER = "<service>"
-BACKING_SERVICE_PORTS = {"cockroachdb": 26257, "redis": 6379, "kafka": 9092}
+BACKING_SERVICE_PORTS = {backing.server: backing.port for backing in BACKING_SERVICES}
 PROBES = {
     "startupProbe": "/health/startup",
     "livenessProbe": "/health/live",

@@ -77,12 +77,12 @@ DEV_OVERLAY = "deployments/k8s/overlays/dev"
 SITE_PACKAGES = "/app/lib/python3.11/site-packages/"
 # Where a Pants-built pex lands: dist/<target dir, dots for slashes>/<target name>.pex
 PEX_PATH = re.compile(r"^dist/(?P<dir>[\w.]+)/(?P<name>[\w-]+)\.pex$")
-BACKING_PORTS = {
-    "cockroachdb": {26257: 26257, 8090: 8080},
-    "redis": {6379: 6379},
-    "kafka": {9092: 9094},
-}
-BACKING_DEPS = {"cockroachdb-init", "redis", "kafka"}
+# The backing servers in the catalog, and CockroachDB's console besides its SQL port.
+BACKING = json.loads(CATALOG.read_text())["backing"]
+BACKING_PORTS = {b["server"]: {b["port"]: b["forwarded_port"]} for b in BACKING}
+BACKING_PORTS["cockroachdb"][8090] = 8080
+# Services wait for the database's init Job (it creates their databases), not the server.
+BACKING_DEPS = {"cockroachdb-init" if b["need"] == "database" else b["server"] for b in BACKING}
 WORKLOAD_KINDS = {"Deployment", "StatefulSet", "Job"}
 # What Tilt groups by itself: Services follow the pods they select.
 AUTO_GROUPED_KINDS = WORKLOAD_KINDS | {"Service"}

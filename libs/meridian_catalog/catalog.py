@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from meridian_catalog.derived import DATABASE_PORT, KAFKA_PORT, REDIS_PORT
 from meridian_chassis.declaration import (
+    BACKING_SERVICES,
     DECLARATION_FILE,
     Declaration,
     DeclarationError,
@@ -16,9 +16,7 @@ from meridian_chassis.declaration import (
 SERVICES_DIR = "services"
 # Host ports the local stack and Tilt give to something other than a service.
 RESERVED_PORTS = {
-    DATABASE_PORT: "the local CockroachDB",
-    REDIS_PORT: "the local Redis",
-    KAFKA_PORT: "the local Kafka",
+    **{backing.port: f"the local {backing.server}" for backing in BACKING_SERVICES},
     8090: "CockroachDB's console under Tilt (Tiltfile)",
 }
 

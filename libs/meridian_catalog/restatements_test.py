@@ -27,7 +27,7 @@ NOT_RESTATEMENTS = {
     # CockroachDB's own HTTP console listens on 8080 too; it is not a Meridian service.
     ("deployments/k8s/local/cockroachdb.yaml", ""),
     ("Tiltfile", "port_forward(8090, 8080"),
-    ("deployments/tests/test_tiltfile.py", "8090: 8080"),
+    ("deployments/tests/test_tiltfile.py", "[8090] = 8080"),
     # GitHub Actions' INPUT_<NAME> variables: an action input, not a service name.
     ("tools/ci_rehearsal/standins_test.py", "INPUT_"),
     # A stand-in kubectl's canned messages from a pod, verbatim.

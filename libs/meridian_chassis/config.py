@@ -8,20 +8,16 @@ from collections.abc import Callable, Mapping
 from typing import TypeVar
 from urllib.parse import urlsplit
 
-from meridian_chassis.declaration import CONTAINER_PORT
+from meridian_chassis.declaration import BACKING_SERVICES, CONTAINER_PORT
 from meridian_chassis.redaction import mask_url, url_secrets
 from meridian_chassis.transport import TransportSecurity, read_transport_security
 
 T = TypeVar("T")
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-DEPENDENCY_SETTINGS = {
-    "database": "DATABASE_URL",
-    "redis": "REDIS_URL",
-    "kafka": "KAFKA_BOOTSTRAP_SERVERS",
-}
+DEPENDENCY_SETTINGS = {backing.need: backing.setting for backing in BACKING_SERVICES}
 # Every setting of a dependency starts with its prefix (DATABASE_URL, DATABASE_SSLMODE...).
-DEPENDENCY_PREFIXES = {"database": "DATABASE_", "redis": "REDIS_", "kafka": "KAFKA_"}
+DEPENDENCY_PREFIXES = {backing.need: backing.prefix for backing in BACKING_SERVICES}
 ALL_INTERFACES = "0.0.0.0"  # noqa: S104 - services listen on the pod network
 # Settings that carry credentials: each may come from a file instead (NAME_FILE).
 FILE_SETTINGS = (

@@ -66,12 +66,6 @@ SITE_PACKAGES = "/app/lib/python3.11/site-packages"
 WAIT_SECONDS = 30
 BUILD_METADATA = ("MERIDIAN_BUILD_REVISION", "MERIDIAN_BUILD_VERSION")
 SHELLS = ("/bin/sh", "/bin/bash", "/usr/bin/dash")
-# Well-formed addresses of ports nothing listens on.
-BACKING_ENV = {
-    "DATABASE_URL": "postgresql://meridian@127.0.0.1:1/meridian",
-    "REDIS_URL": "redis://127.0.0.1:1/0",
-    "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1",
-}
 # Podman 4.3 now and then fails to start a container with "write child: broken pipe"
 # (exit 125: the engine's error, not the container's).
 ENGINE_START_FLAKE = "broken pipe"
@@ -138,7 +132,7 @@ def run_args(host_network: bool, port: int) -> list[str]:
     networking, the service listening there itself."""
     args = ["--read-only", "--tmpfs", "/tmp:rw,size=16m", "--cap-drop", "ALL"]  # noqa: S108
     args += ["--security-opt", "no-new-privileges"]
-    for name, value in BACKING_ENV.items():
+    for name, value in unreachable_backing_services().items():
         args += ["-e", f"{name}={value}"]
     if host_network:
         return [*args, "--network", "host", "-e", "HOST=127.0.0.1", "-e", f"PORT={port}"]
@@ -442,6 +436,15 @@ def container_port() -> int:
     """The port every service listens on in its container."""
     port: int = json.loads(CATALOG.read_text())["container_port"]
     return port
+
+
+def unreachable_backing_services() -> dict[str, str]:
+    """Each backing service's setting, as a well-formed address of a port nothing listens on."""
+    backing = json.loads(CATALOG.read_text())["backing"]
+    return {
+        b["setting"]: b["address"].format(host="127.0.0.1", port=1, database="meridian")
+        for b in backing
+    }
 
 
 def needs_backing_services(package: str) -> bool:
