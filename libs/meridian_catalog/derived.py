@@ -240,7 +240,7 @@ def backing_entry(backing: BackingService) -> dict[str, object]:
         "need": backing.need,
         "server": backing.server,
         "port": backing.port,
-        "forwarded_port": backing.forwarded_port or backing.port,
+        "forwarded_port": backing.forwarded_port,
         "setting": backing.setting,
         "address": backing.address,
     }

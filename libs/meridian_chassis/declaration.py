@@ -23,57 +23,45 @@ DECLARATION_FILE = "service.yaml"
 CONTAINER_PORT = 8080
 
 
+BACKING_SERVICES_FILE = "backing_services.yaml"
+
+
 @dataclass(frozen=True)
 class BackingService:
-    """A kind of backing service a service may need: one entry here, plus its chassis
-    client (meridian_chassis.clients.<need>, and its settings in meridian_chassis.config)
-    and its manifest for local clusters (deployments/k8s/local/<server>.yaml). The
-    catalog derives the rest: the local stack's server process and the settings that
-    point services at it, Tilt's resource and port-forward, the BUILD macros' client
-    dependency, the reserved host port."""
+    """A kind of backing service a service may need (backing_services.yaml says what
+    each field means)."""
 
-    need: str  # what service.yaml's `needs` says
-    server: str  # its process in `make run`, its workload and Tilt resource in a cluster
-    program: str  # what runs it locally: libs/meridian_devstack/backing.py PROGRAM
-    port: int  # its host port locally; its Kubernetes Service's port
-    setting: str  # the setting that tells a service where it is
-    prefix: str  # every setting of this backing service starts with it
-    address: str  # the setting's value, from {host}, {port} and the service's {database}
-    # The container port Tilt forwards the host port to, where it differs from `port`.
-    forwarded_port: int | None = None
+    need: str
+    server: str
+    program: str
+    port: int
+    setting: str
+    address: str
+    forwarded_port: int
+
+    @property
+    def prefix(self) -> str:
+        """What every setting of this backing service starts with (DATABASE_)."""
+        return self.setting.split("_")[0] + "_"
 
 
-BACKING_SERVICES = (
-    BackingService(
-        need="database",
-        server="cockroachdb",
-        program="postgres",
-        port=26257,
-        setting="DATABASE_URL",
-        prefix="DATABASE_",
-        address="postgresql://meridian@{host}:{port}/{database}",
-    ),
-    BackingService(
-        need="redis",
-        server="redis",
-        program="redis",
-        port=6379,
-        setting="REDIS_URL",
-        prefix="REDIS_",
-        address="redis://{host}:{port}/0",
-    ),
-    BackingService(
-        need="kafka",
-        server="kafka",
-        program="kafka",
-        port=9092,
-        setting="KAFKA_BOOTSTRAP_SERVERS",
-        prefix="KAFKA_",
-        address="{host}:{port}",
-        # Kafka's EXTERNAL listener (container port 9094) advertises localhost:9092.
-        forwarded_port=9094,
-    ),
-)
+def load_backing_services() -> tuple[BackingService, ...]:
+    text = resources.files("meridian_chassis").joinpath(BACKING_SERVICES_FILE).read_text()
+    return tuple(
+        BackingService(
+            need=need,
+            server=kind["server"],
+            program=kind["program"],
+            port=kind["port"],
+            setting=kind["setting"],
+            address=kind["address"],
+            forwarded_port=kind.get("forwarded_port", kind["port"]),
+        )
+        for need, kind in yaml.safe_load(text).items()
+    )
+
+
+BACKING_SERVICES = load_backing_services()
 DEPENDENCIES = tuple(backing.need for backing in BACKING_SERVICES)
 # An RFC 1123 DNS label: Kubernetes object names, Service hostnames.
 DNS_LABEL = re.compile(r"^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")
