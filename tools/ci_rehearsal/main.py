@@ -257,6 +257,7 @@ def rehearse(args: argparse.Namespace) -> int:
         "REHEARSAL_ORIGIN": str(scenario.origin),
         "REHEARSAL_STATE": str(work / "state"),
         "REHEARSAL_CACHE": str(args.cache),
+        "REHEARSAL_TOOL_CACHE": str(args.tool_cache),
         "REHEARSAL_PYTHONS": json.dumps(pythons),
         "REHEARSAL_TOOLS": str(image_tools),
     }
@@ -342,6 +343,12 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
         type=Path,
         default=cache_home / "meridian/ci-rehearsal/actions-cache",
         help="actions/cache's store, kept between rehearsals",
+    )
+    parser.add_argument(
+        "--tool-cache",
+        type=Path,
+        default=cache_home / "meridian/ci-rehearsal/hostedtoolcache",
+        help="setup-python's tool cache, at one path for every rehearsal as on GitHub",
     )
     # One job at a time: on a host runner the jobs share one HOME, and a job's cache
     # save must not copy another job's half-written files (GitHub gives each its own VM).
