@@ -400,12 +400,11 @@ def test_dev_backing_services_match_service_settings() -> None:
     endpoints: set[tuple[str | None, int | None]] = set()
     for cm in objects("dev", "ConfigMap").values():
         data = cm.get("data", {})
-        if "REDIS_URL" in data:
-            url = urlparse(data["REDIS_URL"])
-            endpoints.add((url.hostname, url.port))
-        for server in filter(None, data.get("KAFKA_BOOTSTRAP_SERVERS", "").split(",")):
-            host, port = server.rsplit(":", 1)
-            endpoints.add((host, int(port)))
+        for backing in BACKING_SERVICES:
+            # A URL, or comma-separated host:port pairs (Kafka's bootstrap servers).
+            for address in filter(None, data.get(backing.setting, "").split(",")):
+                url = urlparse(address if "://" in address else f"//{address}")
+                endpoints.add((url.hostname, url.port))
     databases = set()
     for secret in objects("dev", "Secret").values():
         url = urlparse(decode(secret["data"]["DATABASE_URL"]))
@@ -861,6 +860,7 @@ def egress_ports(rendered: tuple[Obj, ...], name: str) -> set[tuple[str, int]]:
 
 
 # The Secret keys an environment must create for a service, by what it needs.
+# What each backing service's clients authenticate with (none: not listed).
 CREDENTIALS = {
     "database": {"DATABASE_URL"},
     "redis": {"REDIS_USERNAME", "REDIS_PASSWORD"},
@@ -874,7 +874,7 @@ def test_a_service_gets_only_the_credentials_and_egress_of_what_it_needs(overlay
     module on services of each."""
     rendered = render(overlay)
     for name, needs in declared_needs().items():
-        wanted: set[str] = set().union(*(CREDENTIALS[need] for need in needs))
+        wanted: set[str] = set().union(*(CREDENTIALS.get(need, set()) for need in needs))
         assert required_secret_keys(rendered, name) == wanted, name
         assert egress_ports(rendered, name) == backing_service_ports(overlay, needs), name
 
@@ -1052,7 +1052,7 @@ def test_backing_services_use_verified_tls_and_secret_credentials(
             assert security.kafka.protocol == "SASL_SSL", name
             assert security.kafka.ca_file, name
             assert security.kafka.sasl_password, name
-        secret: set[str] = set().union(*(CREDENTIALS[need] for need in needs))
+        secret: set[str] = set().union(*(CREDENTIALS.get(need, set()) for need in needs))
         missing = secret - environment.from_required_secret
         assert not missing, f"{name}: {sorted(missing)} must come from required Secret keys"
 

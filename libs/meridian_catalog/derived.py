@@ -28,6 +28,10 @@ IMAGE_REPOSITORY = "meridian/{name}"
 LOCAL_STACK = "deployments/local/processes.yaml"
 K8S_SERVICES = "deployments/k8s/base/services"
 LOCAL_DATABASES = "deployments/k8s/local/databases/kustomization.yaml"
+# The local clusters' backing servers (deployments/k8s/local/<server>.yaml each) and where
+# services find them.
+LOCAL_SERVERS = "deployments/k8s/local/kustomization.yaml"
+LOCAL_ADDRESSES = "deployments/k8s/local/backing-services.env"
 DEV_IMAGES = "deployments/k8s/generated/images-dev/kustomization.yaml"
 # The container port, for kustomize: each service's PORT setting (which the template's
 # replacements copy into its container and Service ports), and the port production's
@@ -292,6 +296,60 @@ def policy_service_port() -> str:
     )
 
 
+def local_servers() -> str:
+    # The database server comes with the databases and Secrets of the services.
+    resources = [
+        f"  - {server}\n"
+        for backing in BACKING_SERVICES
+        for server in (
+            [f"{backing.server}.yaml", "databases"]
+            if backing.need == "database"
+            else [f"{backing.server}.yaml"]
+        )
+    ]
+    return (
+        GENERATED_HEADER
+        + "# DEV ONLY. Single-node, insecure backing services for local clusters (kind, k3d,\n"
+        + "# minikube, ...), pulled in by overlays/dev. Never reference this from another overlay.\n"
+        + "# Each server's manifest is <server>.yaml (libs/meridian_chassis/backing_services.yaml).\n"
+        + "apiVersion: kustomize.config.k8s.io/v1beta1\n"
+        + "kind: Kustomization\n"
+        + "resources:\n"
+        + "".join(resources)
+        + "labels:\n"
+        + "  - pairs:\n"
+        + "      app.kubernetes.io/part-of: meridian\n"
+        + "      app.kubernetes.io/managed-by: kustomize\n"
+        + "    includeTemplates: true\n"
+        + "# Dev-only settings for the insecure local backing services: no password, no TLS.\n"
+        + "# Other environments generate backing-services themselves and create the <name>-db\n"
+        + "# Secrets outside this repository.\n"
+        + "generatorOptions:\n"
+        + "  annotations:\n"
+        + '    meridian.dev/dev-only: "true"\n'
+        + "configMapGenerator:\n"
+        + "  - name: backing-services\n"
+        + "    envs: [backing-services.env]\n"
+        + "    options:\n"
+        + "      immutable: true\n"
+        + "      labels:\n"
+        + "        app.kubernetes.io/component: config\n"
+    )
+
+
+def local_addresses() -> str:
+    # Each service's DATABASE_URL is its own, in its <name>-db Secret (databases/).
+    return (
+        GENERATED_HEADER
+        + "# Where the services find the backing servers in dev: the Services of this directory.\n"
+        + "".join(
+            f"{b.setting}={b.address.format(host=b.server, port=b.port, database='')}\n"
+            for b in BACKING_SERVICES
+            if b.need != "database"
+        )
+    )
+
+
 def derived_files(catalog: Sequence[Declaration]) -> dict[str, str]:
     """Repository-relative path -> the content it must have."""
     files = {
@@ -299,6 +357,8 @@ def derived_files(catalog: Sequence[Declaration]) -> dict[str, str]:
         LOCAL_STACK: local_stack(catalog),
         f"{K8S_SERVICES}/kustomization.yaml": k8s_services(catalog),
         LOCAL_DATABASES: local_databases(catalog),
+        LOCAL_SERVERS: local_servers(),
+        LOCAL_ADDRESSES: local_addresses(),
         SERVICE_PORT_ENV: service_port_env(),
         POLICY_SERVICE_PORT: policy_service_port(),
         DEV_IMAGES: _images(
