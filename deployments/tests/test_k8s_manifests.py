@@ -473,18 +473,27 @@ def ports_of(rule: Obj) -> set[tuple[str, int]]:
 
 
 def backing_service_ports(overlay: str, needs: frozenset[str]) -> set[tuple[str, int]]:
-    """Where the rendered settings send a service with these needs: the database port,
-    every port of REDIS_URL and of KAFKA_BOOTSTRAP_SERVERS, as far as it needs them."""
+    """Where the rendered settings send a service with these needs: the database port
+    (its URL is in a Secret), and every port of each other backing service's setting, as
+    far as it needs them."""
     ports = set()
     if "database" in needs:
         ports.add(("TCP", BACKING_SERVICE_PORTS["cockroachdb"]))
     for cm in objects(overlay, "ConfigMap").values():
         data = cm.get("data", {})
-        if "REDIS_URL" in data and "redis" in needs:
-            ports.add(("TCP", urlparse(data["REDIS_URL"]).port or 6379))
-        if "kafka" in needs:
-            for server in filter(None, data.get("KAFKA_BOOTSTRAP_SERVERS", "").split(",")):
-                ports.add(("TCP", int(server.rsplit(":", 1)[1])))
+        for backing in BACKING_SERVICES:
+            if backing.need in needs:
+                ports |= {("TCP", port) for port in address_ports(data.get(backing.setting, ""))}
+    return ports
+
+
+def address_ports(setting: str) -> list[int]:
+    """The ports of a URL or of comma-separated host:port pairs; a URL without one gets
+    its scheme's (redis:// and rediss://: 6379)."""
+    ports = []
+    for address in filter(None, setting.split(",")):
+        url = urlparse(address if "://" in address else f"//{address}")
+        ports.append(url.port or 6379)
     return ports
 
 
