@@ -41,6 +41,9 @@ def postgres_workdir(requested: Path) -> Path:
     user = postgres_user()
     if user is None:
         return requested
+    # Its parent (.local/) may not exist yet in a fresh clone: made now, so that what is
+    # checked is the directory PostgreSQL will be given.
+    requested.parent.mkdir(parents=True, exist_ok=True)
     blocked = blocking_directory(requested, user)
     if blocked is None:
         return requested

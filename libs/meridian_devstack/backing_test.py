@@ -103,3 +103,16 @@ def test_a_relocation_directory_someone_else_made_is_refused(tmp_path: Path) -> 
             postgres_workdir(requested)
     finally:
         planted.rmdir()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="PostgreSQL runs as another user only under root")
+def test_a_fresh_clone_without_its_data_directory_keeps_it_in_place() -> None:
+    # A clone anyone may enter, before anything made .local/ (make run's first start).
+    clone = Path(tempfile.mkdtemp(dir="/var/tmp"))
+    try:
+        clone.chmod(0o755)
+        requested = clone / ".local" / "postgres"
+        assert postgres_workdir(requested) == requested
+        assert requested.parent.is_dir()
+    finally:
+        shutil.rmtree(clone)
