@@ -38,6 +38,9 @@ DEV_IMAGES = "deployments/k8s/generated/images-dev/kustomization.yaml"
 # NetworkPolicies admit.
 SERVICE_PORT_ENV = "deployments/k8s/base/service-template/port.env"
 POLICY_SERVICE_PORT = "deployments/k8s/components/production-policies/service-port.yaml"
+# Production's egress policy of each kind of backing service, and where its peers come from.
+BACKING_EGRESS = "deployments/k8s/components/production-policies/backing-egress.yaml"
+BACKING_EGRESS_PEERS = "deployments/k8s/components/production-policies/backing-egress-peers.yaml"
 RELEASE_IMAGES = "deployments/k8s/generated/images-release/kustomization.yaml"
 # The database server's port (local host and Kubernetes Service alike).
 DATABASE_PORT = next(b.port for b in BACKING_SERVICES if b.need == "database")
@@ -350,6 +353,51 @@ def local_addresses() -> str:
     )
 
 
+def backing_egress() -> str:
+    policies = [
+        "apiVersion: networking.k8s.io/v1\n"
+        "kind: NetworkPolicy\n"
+        "metadata:\n"
+        f"  name: allow-{b.need}-egress\n"
+        "spec:\n"
+        "  # Only the services whose service.yaml needs it (labelled by base/services/<name>/).\n"
+        "  podSelector:\n"
+        "    matchLabels:\n"
+        "      app.kubernetes.io/component: service\n"
+        f'      {USES_LABELS[b.need]}: "true"\n'
+        "  policyTypes: [Egress]\n"
+        "  egress:\n"
+        "    - to:\n"
+        "        - ipBlock:\n"
+        "            cidr: 192.0.2.0/32\n"
+        "      ports:\n"
+        "        - protocol: TCP\n"
+        f"          port: {b.remote_port}\n"
+        for b in BACKING_SERVICES
+    ]
+    return (
+        GENERATED_HEADER
+        + "# Each rule's peers come from the overlay's BackingServiceNetworks\n"
+        + "# (backing-egress-peers.yaml). 192.0.2.0/32 is a never-routed documentation\n"
+        + "# address, so a rule the overlay failed to fill allows nothing.\n"
+        + "---\n".join(policies)
+    )
+
+
+def backing_egress_peers() -> str:
+    return GENERATED_HEADER + "".join(
+        "- source:\n"
+        "    kind: BackingServiceNetworks\n"
+        f"    fieldPath: {b.need}\n"
+        "  targets:\n"
+        "    - select:\n"
+        "        kind: NetworkPolicy\n"
+        f"        name: allow-{b.need}-egress\n"
+        "      fieldPaths: [spec.egress.0.to]\n"
+        for b in BACKING_SERVICES
+    )
+
+
 def derived_files(catalog: Sequence[Declaration]) -> dict[str, str]:
     """Repository-relative path -> the content it must have."""
     files = {
@@ -361,6 +409,8 @@ def derived_files(catalog: Sequence[Declaration]) -> dict[str, str]:
         LOCAL_ADDRESSES: local_addresses(),
         SERVICE_PORT_ENV: service_port_env(),
         POLICY_SERVICE_PORT: policy_service_port(),
+        BACKING_EGRESS: backing_egress(),
+        BACKING_EGRESS_PEERS: backing_egress_peers(),
         DEV_IMAGES: _images(
             catalog, "dev", "# Local clusters run each service's dev image (Tilt builds it).\n"
         ),

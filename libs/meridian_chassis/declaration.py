@@ -38,6 +38,7 @@ class BackingService:
     setting: str
     address: str
     forwarded_port: int
+    remote_port: int
 
     @property
     def prefix(self) -> str:
@@ -56,6 +57,7 @@ def load_backing_services() -> tuple[BackingService, ...]:
             setting=kind["setting"],
             address=kind["address"],
             forwarded_port=kind.get("forwarded_port", kind["port"]),
+            remote_port=kind.get("remote_port", kind["port"]),
         )
         for need, kind in yaml.safe_load(text).items()
     )
