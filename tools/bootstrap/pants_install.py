@@ -224,7 +224,7 @@ def make_tools(python: str, layout: Layout, env: Mapping[str, str]) -> None:
 
 
 def install(
-    layout: Layout, python: str, cache_root: Path, env: Mapping[str, str], settings: RcSettings
+    layout: Layout, made_in: str, python: str, env: Mapping[str, str], settings: RcSettings
 ) -> None:
     """Pants' virtualenv and the tools, side by side; a half-finished install has no
     `ready` marker and is simply redone.
@@ -233,6 +233,7 @@ def install(
     tools, and a running pantsd rereads .pants.rc on every run; so when the daemon is
     wanted it starts as soon as Pants is installed, while the tools are still being made.
     """
+    cache_root = layout.install_dir.parent
     print(
         f"pants bootstrap: installing Pants into {layout.install_dir} with {python}",
         file=sys.stderr,
@@ -256,17 +257,24 @@ def install(
         finally:
             if starting is not None:
                 starting.wait()
-    layout.ready.touch()
+    layout.ready.write_text(f"{made_in}\n")
     uv_dir = install_uv_dir(cache_root, layout.uv_requirements)
     remove_stale_installs(cache_root, keep={layout.install_dir.name, uv_dir.name})
 
 
-def unusable(layout: Layout) -> str | None:
-    """Why the install cannot run, or None. A virtualenv links to the Python that made it:
-    an install restored from a cache (CI's) or copied from another machine can name one
-    that is not here, and then only a new install helps."""
+def unusable(layout: Layout, made_in_here: str) -> str | None:
+    """Why the install cannot run, or None. A virtualenv links to the Python that made it
+    and its scripts name the directory it was made in: an install restored from a cache
+    (CI's) or moved can name ones that are not here, and then only a new install helps."""
     if not layout.ready.exists():
         return f"no finished install in {layout.install_dir}"
+    made_in = layout.ready.read_text().strip()
+    if made_in != made_in_here:
+        # Its scripts name the directory they were made in.
+        return (
+            f"the install in {layout.install_dir} was made in {made_in or 'an older layout'}; "
+            "installing again"
+        )
     interpreter = layout.venv / "bin/python"
     if not interpreter.exists():
         return (
@@ -278,14 +286,15 @@ def unusable(layout: Layout) -> str | None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--install-dir", type=Path, required=True)
+    # As ./pants spells it: `ready` records it, and ./pants compares the two as strings.
+    parser.add_argument("--install-dir", required=True)
     parser.add_argument("--stamp", required=True, help="first line of .pants.rc, from ./pants")
     parser.add_argument("--ca-bundle", default="", help="CA bundle for Pants and the installers")
     parser.add_argument("command", nargs="*", help="what ./pants runs next (after --)")
     args = parser.parse_args(argv)
 
     build_root = Path(__file__).resolve().parents[2]  # tools/bootstrap/ in the repository
-    layout = Layout(build_root, args.install_dir)
+    layout = Layout(build_root, Path(args.install_dir))
     env = isolated_pip_environment(os.environ)
     if args.ca_bundle:
         env["SSL_CERT_FILE"] = args.ca_bundle
@@ -293,12 +302,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = RcSettings(
             args.stamp, args.ca_bundle, find(SERVICES, env), wants_pantsd(args.command, os.environ)
         )
-        broken = unusable(layout)
+        broken = unusable(layout, args.install_dir)
         if broken is None:
             write_pants_rc(layout, settings)
         else:
             print(f"pants bootstrap: {broken}", file=sys.stderr)
-            install(layout, sys.executable, args.install_dir.parent, env, settings)
+            install(layout, args.install_dir, sys.executable, env, settings)
     except (BootstrapError, PythonNotFoundError, OSError, subprocess.CalledProcessError) as error:
         print(f"pants bootstrap: {error}", file=sys.stderr)
         return 1

@@ -87,13 +87,27 @@ def test_a_python_that_cannot_make_a_pip_venv_is_reported_with_its_own_error(
 
 def test_an_install_whose_python_is_gone_is_made_again(tmp_path: Path) -> None:
     layout = Layout(tmp_path, tmp_path / "install")
-    assert unusable(layout) is not None  # nothing installed yet
+    assert unusable(layout, str(layout.install_dir)) is not None  # nothing installed yet
     (layout.venv / "bin").mkdir(parents=True)
-    layout.ready.touch()
+    layout.ready.write_text(f"{layout.install_dir}\n")
     (layout.venv / "bin/python").symlink_to(tmp_path / "elsewhere/python3.9")
-    reason = unusable(layout)
+    reason = unusable(layout, str(layout.install_dir))
     assert reason is not None
     assert "elsewhere/python3.9, which is not here" in reason
     (layout.venv / "bin/python").unlink()
     (layout.venv / "bin/python").symlink_to(sys.executable)
-    assert unusable(layout) is None
+    assert unusable(layout, str(layout.install_dir)) is None
+
+
+def test_an_install_made_in_another_directory_is_made_again(tmp_path: Path) -> None:
+    # As a cache restores it under another HOME: its scripts name the old directory.
+    layout = Layout(tmp_path, tmp_path / "home-b/install")
+    (layout.venv / "bin").mkdir(parents=True)
+    (layout.venv / "bin/python").symlink_to(sys.executable)
+    layout.ready.write_text(f"{tmp_path / 'home-a/install'}\n")
+    reason = unusable(layout, str(layout.install_dir))
+    assert reason is not None
+    assert "was made in" in reason
+    assert "home-a/install" in reason
+    layout.ready.write_text("")  # an install from before the directory was recorded
+    assert unusable(layout, str(layout.install_dir)) is not None

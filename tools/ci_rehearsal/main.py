@@ -256,7 +256,7 @@ def rehearse(args: argparse.Namespace) -> int:
         MARKER: marker,
         "REHEARSAL_ORIGIN": str(scenario.origin),
         "REHEARSAL_STATE": str(work / "state"),
-        "REHEARSAL_CACHE": str(args.cache),
+        "REHEARSAL_CACHE": str(args.cache or work / "actions-cache"),
         "REHEARSAL_TOOL_CACHE": str(args.tool_cache),
         "REHEARSAL_PYTHONS": json.dumps(pythons),
         "REHEARSAL_TOOLS": str(image_tools),
@@ -338,11 +338,14 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
         default=None,
         help="DIR/<owner>/<repo>: checkouts of the real actions at their pins",
     )
+    # Kept between the rehearsals of one work directory, not shared across clones: what a
+    # job caches under HOME (Pants' virtualenv, PEX venvs) names that HOME in its scripts,
+    # and each rehearsal has a HOME of its own (GitHub's is always /home/runner).
     parser.add_argument(
         "--cache",
         type=Path,
-        default=cache_home / "meridian/ci-rehearsal/actions-cache",
-        help="actions/cache's store, kept between rehearsals",
+        default=None,
+        help="actions/cache's store (default: <work>/actions-cache, kept between rehearsals)",
     )
     parser.add_argument(
         "--tool-cache",
