@@ -257,7 +257,6 @@ def rehearse(args: argparse.Namespace) -> int:
         "REHEARSAL_ORIGIN": str(scenario.origin),
         "REHEARSAL_STATE": str(work / "state"),
         "REHEARSAL_CACHE": str(args.cache or work / "actions-cache"),
-        "REHEARSAL_TOOL_CACHE": str(args.tool_cache),
         "REHEARSAL_PYTHONS": json.dumps(pythons),
         "REHEARSAL_TOOLS": str(image_tools),
     }
@@ -322,7 +321,6 @@ def rehearse(args: argparse.Namespace) -> int:
 
 
 def parse(argv: Sequence[str]) -> argparse.Namespace:
-    cache_home = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     parser = argparse.ArgumentParser(
         prog="make ci-rehearsal",
         description=__doc__,
@@ -346,12 +344,6 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
         type=Path,
         default=None,
         help="actions/cache's store (default: <work>/actions-cache, kept between rehearsals)",
-    )
-    parser.add_argument(
-        "--tool-cache",
-        type=Path,
-        default=cache_home / "meridian/ci-rehearsal/hostedtoolcache",
-        help="setup-python's tool cache, at one path for every rehearsal as on GitHub",
     )
     # One job at a time: on a host runner the jobs share one HOME, and a job's cache
     # save must not copy another job's half-written files (GitHub gives each its own VM).

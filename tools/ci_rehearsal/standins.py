@@ -13,14 +13,12 @@ so nothing passes by doing nothing.
 The rehearsal tells the stand-ins where things are through REHEARSAL_* variables:
 REHEARSAL_ORIGIN (the repository checkout clones), REHEARSAL_STATE (this run's
 artifacts), REHEARSAL_CACHE (the actions/cache store, kept between runs),
-REHEARSAL_TOOL_CACHE (setup-python's tool cache, kept between runs like GitHub's),
 REHEARSAL_PYTHONS (JSON: "3.9" -> [full version, installation prefix]) and
 REHEARSAL_TOOLS (the bin directory of the pinned image tools: hadolint, trivy, syft).
 """
 
 from __future__ import annotations
 
-import contextlib
 import glob
 import hashlib
 import json
@@ -184,17 +182,12 @@ def setup_python(step: Step) -> None:
             f"python-version {wanted!r}: this machine has CPython {', '.join(sorted(pythons))}"
         )
     full, prefix = pythons[wanted]
-    # GitHub's tool cache is at one path on every runner (/opt/hostedtoolcache), so what
-    # a job caches (Pants' virtualenv, PEX venvs) names an interpreter the next runner has.
-    # act puts RUNNER_TOOL_CACHE inside each rehearsal's work directory; the rehearsal's
-    # own, kept beside its actions/cache store, keeps that property across clones.
-    version_dir = Path(step.setting("REHEARSAL_TOOL_CACHE")) / "Python" / full
+    version_dir = Path(step.setting("RUNNER_TOOL_CACHE")) / "Python" / full
     install = version_dir / "x64"
     version_dir.mkdir(parents=True, exist_ok=True)
     if not install.exists():
         # The machine's installation stands in for the one setup-python downloads.
-        with contextlib.suppress(FileExistsError):  # another rehearsal made it meanwhile
-            install.symlink_to(prefix, target_is_directory=True)
+        install.symlink_to(prefix, target_is_directory=True)
     (version_dir / "x64.complete").touch()
     bin_dir = install / "bin"
     python = bin_dir / "python"

@@ -31,8 +31,7 @@ class Runner:
         self.env: dict[str, str] = {
             "HOME": str(root / "home"),
             "GITHUB_WORKSPACE": str(root / "workspace"),
-            "RUNNER_TOOL_CACHE": str(root / "work/act/tool_cache"),
-            "REHEARSAL_TOOL_CACHE": str(root / "toolcache"),
+            "RUNNER_TOOL_CACHE": str(root / "toolcache"),
             "REHEARSAL_STATE": str(root / "state"),
             "REHEARSAL_CACHE": str(root / "cache"),
         }
@@ -130,8 +129,7 @@ def test_setup_python_without_update_environment_leaves_path_alone(runner: Runne
     version = _pythons(runner)
     setup_python(runner.step(python_version=version, update_environment="false"))
     outputs = runner.commands("GITHUB_OUTPUT")
-    # The rehearsal's tool cache, at one path for every rehearsal, not act's per-run one.
-    cache = Path(runner.env["REHEARSAL_TOOL_CACHE"])
+    cache = Path(runner.env["RUNNER_TOOL_CACHE"])
     assert outputs["python-version"] == f"{version}.99"
     assert outputs["python-path"].startswith(str(cache / f"Python/{version}.99/x64/bin/python"))
     assert (cache / f"Python/{version}.99/x64.complete").exists()
@@ -149,7 +147,7 @@ def test_setup_python_without_update_environment_leaves_path_alone(runner: Runne
 def test_setup_python_by_default_puts_it_on_path(runner: Runner) -> None:
     version = _pythons(runner)
     setup_python(runner.step(python_version=version, update_environment="true"))
-    install = Path(runner.env["REHEARSAL_TOOL_CACHE"]) / f"Python/{version}.99/x64"
+    install = Path(runner.env["RUNNER_TOOL_CACHE"]) / f"Python/{version}.99/x64"
     assert str(install / "bin") in runner.paths()
     assert runner.commands("GITHUB_ENV")["pythonLocation"] == str(install)
 
