@@ -112,7 +112,8 @@ def meridian_service():
 
 def _service_image(package, service):
     directory = str(build_file_dir())
-    repository = _catalog()["image_repository"].format(name=service)
+    catalog = _catalog()  # read once for this service's targets
+    repository = catalog["image_repository"].format(name=service)
     # The image is built from :bin cut in two: the third-party wheels, which stay cached
     # (by Pants and by the image builder) while only code changes, and the first-party
     # code, quick to rebuild. deployments/docker/Dockerfile makes each its own layer.
@@ -155,7 +156,7 @@ def _service_image(package, service):
 
     def build_stage_args(target):
         return [
-            f"CONTAINER_PORT={_catalog()['container_port']}",
+            f"CONTAINER_PORT={catalog['container_port']}",
             f"DEPS_PEX={dist_dir}/image-deps.pex",
             # Where Pants writes this target's copy of the Dockerfile.
             f"SERVICE_DOCKERFILE={directory}/Dockerfile.{target}",

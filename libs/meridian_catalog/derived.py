@@ -123,7 +123,7 @@ def local_stack(catalog: Sequence[Declaration]) -> str:
                 env[backing.setting] = local_address(backing, service)
         env["MERIDIAN_RELOAD"] = '"1"'
         env["PEX_EXTRA_SYS_PATH"] = LOCAL_SOURCES
-        directory = f"services/{service.package}"
+        directory = service_directory(service)
         lines += [
             "",
             f"  - name: {service.name}",
@@ -225,6 +225,10 @@ def local_databases(catalog: Sequence[Declaration]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def service_directory(service: Declaration) -> str:
+    return f"services/{service.package}"
+
+
 def image(service: Declaration) -> str:
     return IMAGE_REPOSITORY.format(name=service.name)
 
@@ -233,7 +237,7 @@ def catalog_entry(service: Declaration) -> dict[str, object]:
     entry: dict[str, object] = {
         "name": service.name,
         "package": service.package,
-        "directory": f"services/{service.package}",
+        "directory": service_directory(service),
         "port": service.port,
         "container_port": CONTAINER_PORT,
         "needs": sorted(service.needs),
