@@ -113,8 +113,9 @@ class LocalLoop:
 
     def start(self) -> None:
         """Build everything (not timed), then start the stack, backing servers first."""
-        for build in sorted({p.build for p in self.processes.values()}):
-            self.build(next(p for p in self.processes.values() if p.build == build))
+        # One run of each distinct build (the backing servers share theirs).
+        for process in {p.build: p for p in self.processes.values()}.values():
+            self.build(process)
         for process in self.processes.values():
             self.stack.start(process)
         self.stack.wait_ready(list(self.processes), READY_TIMEOUT)
