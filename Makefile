@@ -5,8 +5,6 @@ SHELL := bash
 .DEFAULT_GOAL := help
 
 PANTS := ./pants
-# Every directory under services/ is a service (see README, "Adding a service").
-SERVICES := $(patsubst %/BUILD,%,$(wildcard services/*/BUILD))
 # Affected-only runs compare against this ref (override: make test-changed BASE=HEAD~3).
 BASE ?= $(shell git merge-base origin/main HEAD 2>/dev/null || echo HEAD~1)
 # What `make ci-rehearsal` rehearses (.github/CI.md, "Rehearsal").
@@ -26,8 +24,8 @@ bootstrap: ## Install host prerequisites and Pants (idempotent)
 	$(PANTS) --version
 
 .PHONY: build
-build: bootstrap ## Build what `make run` runs into dist/: each service's wheels, the API's generated code, the local-stack tools
-	$(PANTS) export-codegen package api/proto:: $(addsuffix :local,$(SERVICES)) libs/meridian_devstack:devstack libs/meridian_devstack:backing
+build: bootstrap ## Build what `make run` runs into dist/: the stack's third-party wheels (one PEX) and the API's generated code
+	$(PANTS) export-codegen package api/proto:: deployments/local:stack
 
 .PHONY: run
 run: ## Run the whole system locally (PostgreSQL, Redis, Kafka, services); Ctrl-C stops it
@@ -35,7 +33,7 @@ run: ## Run the whole system locally (PostgreSQL, Redis, Kafka, services); Ctrl-
 	@python3 libs/meridian_devstack/ports.py deployments/local/processes.yaml
 	@$(MAKE) --no-print-directory build
 	set -a; eval "$$(tools/image-tags.sh --env)"; set +a; \
-	  exec python3 dist/libs.meridian_devstack/devstack.pex deployments/local/processes.yaml
+	  PEX_EXTRA_SYS_PATH=libs exec python3 dist/deployments.local/stack.pex -m meridian_devstack.main deployments/local/processes.yaml $(RUN_ARGS)
 
 .PHONY: service
 service: bootstrap ## Add a service: make service NAME=payment-order [NEEDS=database,redis,kafka] [PORT=8100]

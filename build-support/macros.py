@@ -95,18 +95,6 @@ def meridian_service():
         layout="packed",
         execution_mode="venv",
     )
-    # What `make run` and Tilt's local mode run: the third-party wheels only, the code
-    # read from the working tree (PEX_EXTRA_SYS_PATH in deployments/local/processes.yaml),
-    # so that an edit restarts the process in place (MERIDIAN_RELOAD) and nothing is
-    # rebuilt unless a BUILD file, the lockfile or the API changes.
-    pex_binary(
-        name="local",
-        entry_point=f"{package}.main:main",
-        dependencies=[":lib"],
-        include_sources=False,
-        layout="packed",
-        execution_mode="venv",
-    )
     _service_image(package, _declared(build_file_dir(), "name"))
 
 
@@ -207,4 +195,23 @@ def _service_image(package, service):
             f"SRCS_LAYER={dev_srcs_layer}",
             *build_stage_args("dev-image"),
         ],
+    )
+
+
+def meridian_local_stack():
+    """What every process of the local stack runs (`make run`, Tilt's local mode): one
+    PEX of the third-party wheels that the stack's tools and every service need, the code
+    read from the working tree (PEX_EXTRA_SYS_PATH in processes.yaml), so that an edit
+    restarts a service in place (MERIDIAN_RELOAD) and nothing is rebuilt unless a BUILD
+    file, the lockfile or the API changes. One PEX, so one virtualenv made on the first
+    start instead of one per process."""
+    pex_binary(
+        name="stack",
+        dependencies=[
+            "libs/meridian_devstack",
+            *(f"{service['directory']}:lib" for service in _catalog()["services"]),
+        ],
+        include_sources=False,
+        layout="packed",
+        execution_mode="venv",
     )

@@ -89,15 +89,7 @@ def tiltfile_load(root: Path) -> None:
 
 
 def local_stack_ready(root: Path) -> None:
-    sh(root, "make", "build")
-    sh(
-        root,
-        "python3",
-        "dist/libs.meridian_devstack/devstack.pex",
-        "deployments/local/processes.yaml",
-        "--exit-when-ready",
-        "--ready-timeout=120",
-    )
+    sh(root, "make", "run", "RUN_ARGS=--exit-when-ready --ready-timeout=120")
 
 
 STEPS = (

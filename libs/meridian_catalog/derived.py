@@ -58,10 +58,13 @@ def _databases(catalog: Sequence[Declaration]) -> list[str]:
     return [_database(d) for d in catalog if "database" in d.needs]
 
 
-# What builds the backing processes' program (dist/libs.meridian_devstack/backing.pex).
-BACKING_BUILD = "[./pants, package, libs/meridian_devstack:backing]"
-# Where a local service process imports first-party code from: the working tree and the
-# API's generated code (`export-codegen`), not a copy inside its PEX.
+# Every local process runs one PEX (deployments/local:stack, the third-party wheels of the
+# stack's tools and of every service), so the stack makes one virtualenv, not one per
+# process; each process names the module it runs.
+STACK_PEX = "dist/deployments.local/stack.pex"
+STACK_BUILD = '[./pants, export-codegen, package, "api/proto::", deployments/local:stack]'
+# Where a local process imports first-party code from: the working tree and the API's
+# generated code (`export-codegen`), not a copy inside the PEX.
 LOCAL_SOURCES = "services:libs:dist/codegen/api/proto"
 # What a running service cannot take in place (it reloads its own .py edits): a change
 # rebuilds its PEX or generated code, and restarts it.
@@ -103,11 +106,13 @@ def local_stack(catalog: Sequence[Declaration]) -> str:
         lines += [
             f"  - name: {backing.server}",
             *([BACKING_NOTES[backing.need]] if backing.need in BACKING_NOTES else []),
-            f"    cmd: [python3, dist/libs.meridian_devstack/backing.pex, {backing.program},"
+            f"    cmd: [python3, {STACK_PEX}, -m, meridian_devstack.backing, {backing.program},"
             f' --port, "{backing.port}", --data, .local/{backing.program}{extra}]',
-            f"    build: {BACKING_BUILD}",
+            f"    build: {STACK_BUILD}",
             f"    port: {backing.port}",
             "    labels: [backing]",
+            "    env:",
+            f"      PEX_EXTRA_SYS_PATH: {LOCAL_SOURCES}",
             "",
         ]
     lines.pop()
@@ -127,8 +132,8 @@ def local_stack(catalog: Sequence[Declaration]) -> str:
         lines += [
             "",
             f"  - name: {service.name}",
-            f"    cmd: [python3, dist/services.{service.package}/local.pex]",
-            f'    build: [./pants, export-codegen, package, "api/proto::", {directory}:local]',
+            f"    cmd: [python3, {STACK_PEX}, -m, {service.package}.main]",
+            f"    build: {STACK_BUILD}",
             f"    port: {service.port}",
             "    ready_path: /health/ready",
             "    labels: [services]",
