@@ -212,6 +212,8 @@ def meridian_local_stack():
             *(f"{service['directory']}:lib" for service in _catalog()["services"]),
         ],
         include_sources=False,
+        # The stack's processes run this PEX too: a PEX_ROOT the user set must reach them.
+        strip_pex_env=False,
         layout="packed",
         execution_mode="venv",
     )

@@ -100,7 +100,6 @@ class SourceWatcher:
 
 # The listening socket a re-executed process takes over (a file descriptor number).
 INHERITED_LISTENER = "MERIDIAN_RELOAD_LISTENER_FD"
-PEX_HANDED_ON_SYS_PATH = "__PEX_EXTRA_SYS_PATH__"
 
 
 def keep_listener(listener: socket.socket) -> int:
@@ -131,10 +130,4 @@ def reexec(kept_listener: int | None = None) -> None:
     if kept_listener is not None:
         os.set_inheritable(kept_listener, True)
         os.environ[INHERITED_LISTENER] = str(kept_listener)
-    # A venv-mode PEX (`make run`'s) passes PEX_EXTRA_SYS_PATH on to its interpreter
-    # renamed; the command line re-run here is the PEX's, which takes the original name
-    # (and warns about the other).
-    extra_sys_path = os.environ.pop(PEX_HANDED_ON_SYS_PATH, None)
-    if extra_sys_path is not None:
-        os.environ.setdefault("PEX_EXTRA_SYS_PATH", extra_sys_path)
     os.execv(sys.executable, sys.orig_argv)  # noqa: S606 - our own command line, re-run
