@@ -25,7 +25,10 @@ bootstrap: ## Install host prerequisites and Pants (idempotent)
 
 .PHONY: build
 build: bootstrap ## Build what `make run` runs into dist/: the stack's third-party wheels (one PEX) and the API's generated code
-	$(PANTS) export-codegen package api/proto:: deployments/local:stack
+	$(PANTS) package deployments/local:stack
+	@# The stack's virtualenv is made (on the PEX's first run) while the API's code is generated.
+	python3 dist/deployments.local/stack.pex -c '' & venv=$$!; \
+	  $(PANTS) export-codegen api/proto:: && wait $$venv
 
 .PHONY: run
 run: ## Run the whole system locally (PostgreSQL, Redis, Kafka, services); Ctrl-C stops it

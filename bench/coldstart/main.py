@@ -171,7 +171,7 @@ def run(argv: Sequence[str], cwd: Path, env: Mapping[str, str]) -> None:
 # What `make run` prints at the end of each step; the last line that matches wins.
 MILESTONES = {
     "pants started": re.compile(r"\[INFO\] Scheduler initialized"),
-    "built": re.compile(r"Wrote dist/"),
+    "built": re.compile(r"Wrote dist/|Writing generated files to dist/"),
 }
 
 
