@@ -749,6 +749,18 @@ def test_local_mode_builds_what_it_runs_from_a_fresh_clone(processes: list[Obj])
                 assert Path(path).is_dir(), f"{p['name']}: {path} is not a directory"
 
 
+def test_every_local_process_and_make_run_share_one_pex(processes: list[Obj]) -> None:
+    # One virtualenv for the whole stack, made on its first start, not one per process.
+    pexes = {arg for p in processes for arg in p["cmd"] if PEX_PATH.match(arg)}
+    assert len(pexes) == 1, pexes
+    (pex,) = pexes
+    for p in processes:
+        after = p["cmd"][p["cmd"].index(pex) + 1 :]
+        assert after[:1] == ["-m"], f"{p['name']}: names no module to run"
+        assert len(after) > 1, f"{p['name']}: names no module to run"
+    assert f"{pex} -m meridian_devstack.main" in Path("Makefile").read_text()
+
+
 def test_local_services_run_their_code_from_the_tree_and_reload_it(processes: list[Obj]) -> None:
     for p in processes:
         if "services" not in p.get("labels", []):

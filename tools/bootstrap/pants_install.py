@@ -202,7 +202,9 @@ def pants_pex_root(env: Mapping[str, str]) -> Path:
     default named-caches directory unless PANTS_NAMED_CACHES_DIR names another."""
     named_caches = env.get("PANTS_NAMED_CACHES_DIR")
     if not named_caches:
-        cache_home = env.get("XDG_CACHE_HOME") or str(Path(env.get("HOME", "~")).expanduser() / ".cache")
+        cache_home = env.get("XDG_CACHE_HOME") or str(
+            Path(env.get("HOME", "~")).expanduser() / ".cache"
+        )
         named_caches = str(Path(cache_home) / "pants" / "named_caches")
     return Path(named_caches) / "pex_root"
 

@@ -12,6 +12,7 @@ from tools.bootstrap.layout import PEX_VERSION, PROTOC_DISTRIBUTION, PROTOC_VERS
 from tools.bootstrap.pants_install import (
     BootstrapError,
     package_protoc,
+    pants_pex_root,
     pip_command,
     requirement_block,
     unusable,
@@ -111,3 +112,18 @@ def test_an_install_made_in_another_directory_is_made_again(tmp_path: Path) -> N
     assert "home-a/install" in reason
     layout.ready.write_text("")  # an install from before the directory was recorded
     assert unusable(layout, str(layout.install_dir)) is not None
+
+
+def test_the_pex_root_primed_is_the_one_pants_gives_the_pex_cli(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    assert pants_pex_root({"HOME": str(home)}) == home / ".cache/pants/named_caches/pex_root"
+    cache = tmp_path / "xdg"
+    assert (
+        pants_pex_root({"HOME": str(home), "XDG_CACHE_HOME": str(cache)})
+        == cache / "pants/named_caches/pex_root"
+    )
+    named = tmp_path / "named"
+    assert (
+        pants_pex_root({"XDG_CACHE_HOME": str(cache), "PANTS_NAMED_CACHES_DIR": str(named)})
+        == named / "pex_root"
+    )
