@@ -26,8 +26,9 @@ bootstrap: ## Install host prerequisites and Pants (idempotent)
 .PHONY: build
 build: bootstrap ## Build what `make run` runs into dist/: the stack's third-party wheels (one PEX) and the API's generated code
 	$(PANTS) package deployments/local:stack
-	@# The stack's virtualenv is made (on the PEX's first run) while the API's code is generated.
-	python3 dist/deployments.local/stack.pex -c '' & venv=$$!; \
+	@# The stack's virtualenv is made (on the PEX's first run) and compiled while the API's
+	@# code is generated.
+	PEX_EXTRA_SYS_PATH=libs python3 dist/deployments.local/stack.pex -m meridian_devstack.warm & venv=$$!; \
 	  $(PANTS) export-codegen api/proto:: && wait $$venv
 
 .PHONY: run
