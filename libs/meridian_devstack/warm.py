@@ -2,10 +2,10 @@
 
     PEX_EXTRA_SYS_PATH=libs python3 dist/deployments.local/stack.pex -m meridian_devstack.warm
 
-`make build` runs it once the stack's PEX is built, while the API's code is generated:
-the PEX makes its virtualenv on this first run, and the stack's processes, started
-together, then import compiled packages instead of each compiling the same ones
-(about 0.7 s of CPU each on a fresh machine).
+`make build` runs it once the stack's PEX is built, on one CPU while Pants generates the
+API's code on the other: the PEX makes its virtualenv on this first run, and the stack's
+processes, started together, then import compiled packages instead of each compiling the
+same ones (about 0.7 s of CPU each on a fresh machine).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def installed_packages() -> list[Path]:
 
 def main() -> int:
     compiled = all(
-        compileall.compile_dir(package, quiet=1, workers=0) for package in installed_packages()
+        compileall.compile_dir(package, quiet=1) for package in installed_packages()
     )
     return 0 if compiled else 1
 
