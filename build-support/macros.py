@@ -198,19 +198,20 @@ def _service_image(package, service):
     )
 
 
-def meridian_local_stack():
+def meridian_local_stack(services):
     """What every process of the local stack runs (`make run`, Tilt's local mode): one
     PEX of the third-party wheels that the stack's tools and every service need, the code
     read from the working tree (PEX_EXTRA_SYS_PATH in processes.yaml), so that an edit
     restarts a service in place (MERIDIAN_RELOAD) and nothing is rebuilt unless a BUILD
     file, the lockfile or the API changes. One PEX, so one virtualenv made on the first
-    start instead of one per process."""
+    start instead of one per process.
+
+    `services` (each service's directory) is written into deployments/local/BUILD by the
+    catalog, not read here from services/catalog.json: Pants rereads a BUILD file when it
+    changes, not when a file its macro opened does."""
     pex_binary(
         name="stack",
-        dependencies=[
-            "libs/meridian_devstack",
-            *(f"{service['directory']}:lib" for service in _catalog()["services"]),
-        ],
+        dependencies=["libs/meridian_devstack", *(f"{directory}:lib" for directory in services)],
         include_sources=False,
         # The stack's processes run this PEX too: a PEX_ROOT the user set must reach them.
         strip_pex_env=False,

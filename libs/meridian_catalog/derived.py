@@ -29,6 +29,8 @@ CATALOG_JSON = "services/catalog.json"
 # Every service's image repository; Pants names the images so (meridian_service()).
 IMAGE_REPOSITORY = "meridian/{name}"
 LOCAL_STACK = "deployments/local/processes.yaml"
+# What the local stack's processes run: one PEX for every service (meridian_local_stack()).
+LOCAL_STACK_BUILD = "deployments/local/BUILD"
 K8S_SERVICES = "deployments/k8s/base/services"
 LOCAL_DATABASES = "deployments/k8s/local/databases/kustomization.yaml"
 # The local clusters' backing servers (deployments/k8s/local/<server>.yaml each) and where
@@ -142,6 +144,16 @@ def local_stack(catalog: Sequence[Declaration]) -> str:
             *(f"      {key}: {value}" for key, value in env.items()),
         ]
     return "\n".join(lines) + "\n"
+
+
+def local_stack_build(catalog: Sequence[Declaration]) -> str:
+    directories = "".join(f'        "{service_directory(service)}",\n' for service in catalog)
+    return (
+        GENERATED_HEADER
+        + "\n# The local stack: its processes, and this file, which says what they run.\n"
+        + 'files(name="processes", sources=["processes.yaml", "BUILD"])\n\n'
+        + f"meridian_local_stack(\n    services=[\n{directories}    ]\n)\n"
+    )
 
 
 def k8s_services(catalog: Sequence[Declaration]) -> str:
@@ -415,6 +427,7 @@ def derived_files(catalog: Sequence[Declaration]) -> dict[str, str]:
     files = {
         CATALOG_JSON: catalog_json(catalog),
         LOCAL_STACK: local_stack(catalog),
+        LOCAL_STACK_BUILD: local_stack_build(catalog),
         f"{K8S_SERVICES}/kustomization.yaml": k8s_services(catalog),
         LOCAL_DATABASES: local_databases(catalog),
         LOCAL_SERVERS: local_servers(),
