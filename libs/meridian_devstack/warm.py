@@ -29,9 +29,7 @@ def installed_packages() -> list[Path]:
 
 
 def main() -> int:
-    compiled = all(
-        compileall.compile_dir(package, quiet=1) for package in installed_packages()
-    )
+    compiled = all(compileall.compile_dir(package, quiet=1) for package in installed_packages())
     return 0 if compiled else 1
 
 
