@@ -40,9 +40,9 @@ run: ## Run the whole system locally (PostgreSQL, Redis, Kafka, services); Ctrl-
 	  PEX_EXTRA_SYS_PATH=libs exec python3 dist/deployments.local/stack.pex -m meridian_devstack.main deployments/local/processes.yaml $(RUN_ARGS)
 
 .PHONY: service
-service: bootstrap ## Add a service: make service NAME=payment-order [NEEDS=database,redis,kafka] [PORT=8100]
-	@[[ -n "$(NAME)" ]] || { echo "usage: make service NAME=<name-in-dashes> [NEEDS=database,redis,kafka] [PORT=<host port>]" >&2; exit 2; }
-	$(PANTS) run libs/meridian_catalog:catalog -- new "$(NAME)" $(if $(PORT),--port "$(PORT)") --needs "$(NEEDS)"
+service: bootstrap ## Add a service: make service NAME=payment-order [NEEDS=database,redis,kafka] [OPTIONAL=redis] [PORT=8100]
+	@[[ -n "$(NAME)" ]] || { echo "usage: make service NAME=<name-in-dashes> [NEEDS=database,redis,kafka] [OPTIONAL=<needs it serves without>] [PORT=<host port>]" >&2; exit 2; }
+	$(PANTS) run libs/meridian_catalog:catalog -- new "$(NAME)" $(if $(PORT),--port "$(PORT)") --needs "$(NEEDS)" --optional "$(OPTIONAL)"
 
 .PHONY: services
 services: bootstrap ## Refresh what derives from services/*/service.yaml (after editing or deleting a service)

@@ -1,6 +1,7 @@
 """Meridian's service catalog tool.
 
-catalog new NAME [--port N] [--needs database,redis,kafka]   add a service
+catalog new NAME [--port N] [--needs database,redis,kafka] [--optional redis]
+                                                              add a service
 catalog generate                                              refresh derived files
 catalog check                                                 fail if any is stale
 """
@@ -31,6 +32,9 @@ def main(argv: list[str] | None = None) -> int:
     new.add_argument("name", help="the service name, in dashes (e.g. payment-order)")
     new.add_argument("--port", type=int, help="host port (default: the next free one)")
     new.add_argument("--needs", type=_needs, default=[], help="e.g. database,redis,kafka")
+    new.add_argument(
+        "--optional", type=_needs, default=[], help="needs it serves without, e.g. redis"
+    )
     commands.add_parser("generate", help="refresh the files derived from the declarations")
     commands.add_parser("check", help="fail if a derived file is stale")
     args = parser.parse_args(argv)
@@ -38,7 +42,9 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         if args.command == "new":
-            declaration = create_service(root, args.name, args.port, args.needs, print)
+            declaration = create_service(
+                root, args.name, args.port, args.needs, print, optional=args.optional
+            )
             print(
                 f"{declaration.name}: services/{declaration.package}/, port {declaration.port}."
                 f" Try: ./pants test services/{declaration.package}: && make run"

@@ -35,6 +35,7 @@ class ScaffoldError(Exception):
 def _files(declaration: Declaration) -> dict[str, str]:
     name, package = declaration.name, declaration.package
     needs = ", ".join(sorted(declaration.needs))
+    optional = ", ".join(sorted(declaration.optional))
     return {
         "BUILD": "meridian_service()\n",
         "__init__.py": "",
@@ -46,7 +47,7 @@ def _files(declaration: Declaration) -> dict[str, str]:
             f"name: {name}\n"
             f"port: {declaration.port}\n"
             f"needs: [{needs}]\n"
-            "optional: []\n"
+            f"optional: [{optional}]\n"
         ),
         "main.py": (
             f'"""Entry point of the {name} service."""\n'
@@ -75,7 +76,7 @@ def _files(declaration: Declaration) -> dict[str, str]:
 
 
 def _declaration(
-    root: Path, name: str, port: int | None, needs: Iterable[str]
+    root: Path, name: str, port: int | None, needs: Iterable[str], optional: Iterable[str] = ()
 ) -> tuple[Declaration, list[Declaration]]:
     if not DNS_LABEL.match(name) or "--" in name:
         raise ScaffoldError(
@@ -100,13 +101,26 @@ def _declaration(
             f"NEEDS names {', '.join(unknown)}; choose from {', '.join(DEPENDENCIES)} "
             "(comma-separated, e.g. NEEDS=database,redis)"
         )
+    optional = sorted(set(optional))
+    not_needed = [need for need in optional if need not in needs]
+    if not_needed:
+        raise ScaffoldError(
+            f"OPTIONAL names {', '.join(not_needed)}, which NEEDS does not: a service can only "
+            "serve without what it needs (e.g. NEEDS=database,redis OPTIONAL=redis)"
+        )
     if port is None:
         port = max([FIRST_PORT - 1, *(existing.port for existing in catalog)]) + 1
         while port in RESERVED_PORTS:
             port += 1
     if not 1024 <= port <= 65535:
         raise ScaffoldError(f"PORT={port} must be from 1024 to 65535")
-    declaration = Declaration(name=name, package=package, port=port, needs=frozenset(needs))
+    declaration = Declaration(
+        name=name,
+        package=package,
+        port=port,
+        needs=frozenset(needs),
+        optional=frozenset(optional),
+    )
     try:
         check_unique_ports([*catalog, declaration])
     except DeclarationError as error:
@@ -120,8 +134,9 @@ def create_service(
     port: int | None,
     needs: Iterable[str],
     say: Callable[[str], None],
+    optional: Iterable[str] = (),
 ) -> Declaration:
-    declaration, catalog = _declaration(root, name, port, needs)
+    declaration, catalog = _declaration(root, name, port, needs, optional)
     directory = root / SERVICES_DIR / declaration.package
     directory.mkdir(parents=True)
     for filename, content in _files(declaration).items():

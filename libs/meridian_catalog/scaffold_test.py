@@ -139,3 +139,26 @@ def test_generated_ports_skip_reserved_ones(repo: Path) -> None:
     declaration.write_text(declaration.read_text().replace("8081", "8089"))
     assert main(["--root", str(repo), "generate"]) == 0
     assert create_service(repo, "scaffolded-service", None, [], quiet).port == 8091
+
+
+def test_optional_needs_are_declared_and_read_back(repo: Path) -> None:
+    assert main(["--root", str(repo), "new", "ledger-cache", "--needs", "database,redis",
+                 "--optional", "redis"]) == 0  # fmt: skip
+    declared = next(d for d in load_catalog(repo) if d.name == "ledger-cache")
+    assert declared.optional == frozenset({"redis"})
+    entry = next(
+        service
+        for service in json.loads((repo / CATALOG_JSON).read_text())["services"]
+        if service["name"] == "ledger-cache"
+    )
+    assert entry["optional"] == ["redis"]
+
+
+def test_an_optional_need_that_is_not_needed_changes_nothing(
+    repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = snapshot(repo)
+    assert main(["--root", str(repo), "new", "ledger-cache", "--needs", "database",
+                 "--optional", "redis"]) == 2  # fmt: skip
+    assert "OPTIONAL names redis, which NEEDS does not" in capsys.readouterr().err
+    assert snapshot(repo) == before
