@@ -52,6 +52,7 @@ class HttpLimits:
     header_timeout_seconds: float = 10.0
     body_timeout_seconds: float = 30.0
     keepalive_timeout_seconds: float = 5.0
+    write_timeout_seconds: float = 30.0
     max_header_bytes: int = 16 * 1024
     max_body_bytes: int = 1024 * 1024
 
@@ -225,6 +226,9 @@ def _http_limits(reader: _Reader) -> HttpLimits:
         ),
         keepalive_timeout_seconds=reader.seconds(
             "HTTP_KEEPALIVE_TIMEOUT_SECONDS", defaults.keepalive_timeout_seconds, 600, False
+        ),
+        write_timeout_seconds=reader.seconds(
+            "HTTP_WRITE_TIMEOUT_SECONDS", defaults.write_timeout_seconds, 600, False
         ),
         max_header_bytes=reader.integer(
             "HTTP_MAX_HEADER_BYTES", defaults.max_header_bytes, 1024, 1024 * 1024, "bytes"

@@ -21,6 +21,7 @@ def test_defaults_when_nothing_is_required() -> None:
         header_timeout_seconds=10.0,
         body_timeout_seconds=30.0,
         keepalive_timeout_seconds=5.0,
+        write_timeout_seconds=30.0,
         max_header_bytes=16384,
         max_body_bytes=1048576,
     )
@@ -126,6 +127,7 @@ def test_malformed_value_names_the_variable_and_form(name: str, value: str, expe
         ("HTTP_MAX_CONNECTIONS", "0", "a whole number of connections from 1 to 100000"),
         ("HTTP_HEADER_TIMEOUT_SECONDS", "0", "a number of seconds above 0 to 300"),
         ("HTTP_KEEPALIVE_TIMEOUT_SECONDS", "601", "a number of seconds above 0 to 600"),
+        ("HTTP_WRITE_TIMEOUT_SECONDS", "0", "a number of seconds above 0 to 600"),
         ("HTTP_MAX_HEADER_BYTES", "512", "a whole number of bytes from 1024 to 1048576"),
         ("HTTP_MAX_BODY_BYTES", "2147483648", "a whole number of bytes from 0 to 1073741824"),
     ],

@@ -12,6 +12,10 @@ connection is always under exactly one deadline, chosen by where it stands:
 - idle keep-alive between requests: `keepalive_timeout_seconds`, then a quiet close;
 - the application's turn (request read, response not done): no deadline of the edge.
 
+Apart from those, a response the client stops taking: once the socket and the transport's
+buffer are full (asyncio pauses writing), the client has `write_timeout_seconds` to take
+more, else the connection is reset and its buffered response freed.
+
 A head over `max_header_bytes` gets 431, a body over `max_body_bytes` (declared or
 counted) 413, and a connection beyond `max_connections` an immediate 503: none of them
 reaches the application. Refusals write their response, half-close and discard what
@@ -23,6 +27,8 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+import socket
+import struct
 import time
 from collections import Counter
 from typing import Any, ClassVar
@@ -111,6 +117,7 @@ class EdgeProtocol(H11Protocol):
     ) -> None:
         super().__init__(config, server_state, app_state, _loop)
         self.deadline: asyncio.TimerHandle | None = None
+        self.write_deadline: asyncio.TimerHandle | None = None
         self.phase: Phase | None = None
         self.lingering = False
         self.checked_cycle: object = None
@@ -140,7 +147,34 @@ class EdgeProtocol(H11Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.cancel_deadline()
+        self.cancel_write_deadline()
         super().connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        if self.write_deadline is None and not self.lingering:
+            self.write_deadline = self.loop.call_later(
+                self.limits.write_timeout_seconds, self.write_expired
+            )
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        self.cancel_write_deadline()
+
+    def write_expired(self) -> None:
+        self.write_deadline = None
+        self.shed("write_timeout")
+        # A reset, not a close: a closed socket's kernel would still hold up to its send
+        # buffer (megabytes) for the client that does not read.
+        sock = self.transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.transport.abort()
+
+    def cancel_write_deadline(self) -> None:
+        if self.write_deadline is not None:
+            self.write_deadline.cancel()
+            self.write_deadline = None
 
     def watch(self) -> None:
         """Check the limits and put the connection under the deadline of where it stands."""

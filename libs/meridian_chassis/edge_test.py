@@ -24,16 +24,22 @@ from meridian_chassis import ServiceSpec, run
 async def echo(request):
     return PlainTextResponse(str(len(await request.body())))
 
-run(ServiceSpec("edge-probe", frozenset(), [Route("/echo", echo, methods=["POST"])]))
+async def statement(request):
+    return PlainTextResponse("x" * int(request.query_params["bytes"]))
+
+run(ServiceSpec("edge-probe", frozenset(), [Route("/echo", echo, methods=["POST"]),
+                                            Route("/statement", statement)]))
 """
 HEADER_TIMEOUT = 2.0
 BODY_TIMEOUT = 1.0
 KEEPALIVE_TIMEOUT = 0.5
+WRITE_TIMEOUT = 1.0
 SLACK = 1.5  # timers, a loaded 2-CPU machine
 EDGE_ENV = {
     "HTTP_HEADER_TIMEOUT_SECONDS": str(HEADER_TIMEOUT),
     "HTTP_BODY_TIMEOUT_SECONDS": str(BODY_TIMEOUT),
     "HTTP_KEEPALIVE_TIMEOUT_SECONDS": str(KEEPALIVE_TIMEOUT),
+    "HTTP_WRITE_TIMEOUT_SECONDS": str(WRITE_TIMEOUT),
     "HTTP_MAX_HEADER_BYTES": "4096",
     "HTTP_MAX_BODY_BYTES": "1024",
 }
@@ -254,3 +260,53 @@ def test_requests_within_the_limits_are_served(service: RunningService) -> None:
         answer = _answer(sock)
     assert answer.count(b"HTTP/1.1 200 OK") == 2
     assert b"\r\n\r\n1024" in answer
+
+
+def _shed_total(service: RunningService, reason: str) -> float:
+    with _connect(service) as sock:
+        sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        metrics = _answer(sock, 5).decode()
+    found = re.search(rf'^http_connections_shed_total{{reason="{reason}"}} (\S+)$', metrics, re.M)
+    return float(found.group(1)) if found else 0.0
+
+
+def test_a_client_that_stops_reading_is_cut_off_at_the_write_timeout(
+    service: RunningService,
+) -> None:
+    # Far more than the socket buffers hold, so the server must wait for the client.
+    size = 64 * 1024 * 1024
+    with _connect(service) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.sendall(f"GET /statement?bytes={size} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
+        time.sleep(WRITE_TIMEOUT + SLACK)
+        # Reset by now: the client gets at most what its own socket held, and the end.
+        sock.settimeout(SLACK)
+        received, reset, until = b"", False, time.monotonic() + SLACK
+        try:
+            while time.monotonic() < until and (chunk := sock.recv(65536)):
+                received += chunk
+        except ConnectionResetError:
+            reset = True
+    assert reset, f"still sending after the write timeout ({len(received)} bytes read)"
+    assert len(received) < size
+    assert _shed_total(service, "write_timeout") == 1
+    assert _live_status(service) == 200
+
+
+def test_a_client_that_reads_slowly_but_steadily_gets_everything(
+    service: RunningService,
+) -> None:
+    size = 4 * 1024 * 1024
+    with _connect(service) as sock:
+        sock.sendall(
+            f"GET /statement?bytes={size} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n".encode()
+        )
+        sock.settimeout(10)
+        received, started = b"", time.monotonic()
+        # Longer in all than the write timeout, never a pause as long as it.
+        while chunk := sock.recv(256 * 1024):
+            received += chunk
+            time.sleep(WRITE_TIMEOUT / 10)
+    assert time.monotonic() - started > WRITE_TIMEOUT
+    assert received.endswith(b"x" * 1024)
+    assert len(received.split(b"\r\n\r\n", 1)[1]) == size
