@@ -5,6 +5,9 @@ SHELL := bash
 .DEFAULT_GOAL := help
 
 PANTS := ./pants
+# What every local process runs (deployments/local/processes.yaml names it too), the stack's
+# own tools read from the tree.
+STACK_PEX := dist/deployments.local/stack.pex
 # Affected-only runs compare against this ref (override: make test-changed BASE=HEAD~3).
 BASE ?= $(shell git merge-base origin/main HEAD 2>/dev/null || echo HEAD~1)
 # What `make ci-rehearsal` rehearses (.github/CI.md, "Rehearsal").
@@ -28,7 +31,7 @@ build: bootstrap ## Build what `make run` runs into dist/: the stack's third-par
 	$(PANTS) package deployments/local:stack
 	@# The stack's virtualenv is made (on the PEX's first run) and compiled while the API's
 	@# code is generated.
-	PEX_EXTRA_SYS_PATH=libs python3 dist/deployments.local/stack.pex -m meridian_devstack.warm & venv=$$!; \
+	PEX_EXTRA_SYS_PATH=libs python3 $(STACK_PEX) -m meridian_devstack.warm & venv=$$!; \
 	  $(PANTS) export-codegen api/proto:: && wait $$venv
 
 .PHONY: run
@@ -37,7 +40,7 @@ run: ## Run the whole system locally (PostgreSQL, Redis, Kafka, services); Ctrl-
 	@python3 libs/meridian_devstack/ports.py deployments/local/processes.yaml
 	@$(MAKE) --no-print-directory build
 	set -a; eval "$$(tools/image-tags.sh --env)"; set +a; \
-	  PEX_EXTRA_SYS_PATH=libs exec python3 dist/deployments.local/stack.pex -m meridian_devstack.main deployments/local/processes.yaml $(RUN_ARGS)
+	  PEX_EXTRA_SYS_PATH=libs exec python3 $(STACK_PEX) -m meridian_devstack.main deployments/local/processes.yaml $(RUN_ARGS)
 
 .PHONY: service
 service: bootstrap ## Add a service: make service NAME=payment-order [NEEDS=database,redis,kafka] [OPTIONAL=redis] [PORT=8100]

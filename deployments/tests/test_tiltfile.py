@@ -758,7 +758,9 @@ def test_every_local_process_and_make_run_share_one_pex(processes: list[Obj]) ->
         after = p["cmd"][p["cmd"].index(pex) + 1 :]
         assert after[:1] == ["-m"], f"{p['name']}: names no module to run"
         assert len(after) > 1, f"{p['name']}: names no module to run"
-    assert f"{pex} -m meridian_devstack.main" in Path("Makefile").read_text()
+    makefile = Path("Makefile").read_text()
+    assert f"\nSTACK_PEX := {pex}\n" in makefile
+    assert "$(STACK_PEX) -m meridian_devstack.main" in makefile
 
 
 def test_local_services_run_their_code_from_the_tree_and_reload_it(processes: list[Obj]) -> None:
