@@ -201,13 +201,10 @@ def build_pex_cli(python: str, pex_wheel: Path, layout: Layout, env: Mapping[str
 def pants_pex_root(env: Mapping[str, str]) -> Path:
     """The pex root Pants gives the pex CLI: its named cache `pex_root`, under Pants'
     default named-caches directory unless PANTS_NAMED_CACHES_DIR names another."""
-    named_caches = env.get("PANTS_NAMED_CACHES_DIR")
-    if not named_caches:
-        cache_home = env.get("XDG_CACHE_HOME") or str(
-            Path(env.get("HOME", "~")).expanduser() / ".cache"
-        )
-        named_caches = str(Path(cache_home) / "pants" / "named_caches")
-    return Path(named_caches) / "pex_root"
+    if env.get("PANTS_NAMED_CACHES_DIR"):
+        return Path(env["PANTS_NAMED_CACHES_DIR"]) / "pex_root"
+    cache_home = env.get("XDG_CACHE_HOME") or Path(env.get("HOME", "~")).expanduser() / ".cache"
+    return Path(cache_home) / "pants/named_caches/pex_root"
 
 
 def prime_pex_cli(layout: Layout, python311: str, env: Mapping[str, str]) -> None:
