@@ -281,7 +281,9 @@ def install(
         try:
             tools.result()
             write_pants_rc(layout, settings)
-            prime_pex_cli(layout, settings.python311, env)
+            if starting is not None:
+                # Only worth it beside the daemon's start; otherwise Pants does it when needed.
+                prime_pex_cli(layout, settings.python311, env)
         finally:
             if starting is not None:
                 starting.wait()
